@@ -1,0 +1,162 @@
+"""Checkpoints: `prefix-symbol.json`, `prefix-NNNN.params` and `prefix-NNNN.states`.
+
+- `-symbol.json`: what rebuilds the network (its `--network` name and keyword arguments).
+- `-NNNN.params`: the weights in MXNet's NDArray list format, named as MXNet names them
+  (`arg:stage1_unit1_conv1_weight`, `aux:bn_data_moving_mean`), so MXNet users recognise and can load them.
+- `-NNNN.states`: what an exact resume needs besides the weights (optimizer, scaler, RNG, epoch), a torch
+  file read with `torch.load(weights_only=True)`.
+Every file is written to a temporary name and renamed, so an interrupted save leaves the old files whole.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from common import mxnet_params
+
+SYMBOL_FORMAT = "image-classification-torch/1"
+
+_BN_NAMES = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_var"}
+_SKIPPED_BUFFERS = {"num_batches_tracked"}
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the file and what is wrong."""
+
+
+def mxnet_names(model: nn.Module) -> dict[str, str]:
+    """Map each tensor of `model.state_dict()` to its MXNet name (`arg:...` for parameters, `aux:...` for
+    running statistics). Module paths join with '_': `stage1_unit1.bn1.weight` -> `arg:stage1_unit1_bn1_gamma`."""
+    saved = set(model.state_dict().keys())  # leaves out non-persistent buffers
+    names = {}
+    for path, module in model.named_modules():
+        layer = path.replace(".", "_")
+        is_bn = isinstance(module, nn.modules.batchnorm._BatchNorm)
+        for kind, tensors in (("arg", module.named_parameters(recurse=False)),
+                              ("aux", module.named_buffers(recurse=False))):
+            for name, _ in tensors:
+                torch_name = f"{path}.{name}" if path else name
+                if name in _SKIPPED_BUFFERS or torch_name not in saved:
+                    continue
+                suffix = _BN_NAMES.get(name, name) if is_bn else name
+                names[torch_name] = f"{kind}:{layer}_{suffix}" if layer else f"{kind}:{suffix}"
+    return names
+
+
+def to_mxnet_arrays(model: nn.Module) -> dict[str, np.ndarray]:
+    """The model's weights as {MXNet name: float32/float16 array}, in MXNet's naming."""
+    state = model.state_dict()
+    return {mx: state[pt].detach().cpu().float().numpy() if state[pt].is_floating_point()
+            else state[pt].detach().cpu().numpy() for pt, mx in mxnet_names(model).items()}
+
+
+def load_mxnet_arrays(model: nn.Module, arrays: dict[str, np.ndarray], source: str) -> None:
+    """Copy `arrays` (MXNet names) into `model`. Every missing, unexpected or mis-shaped tensor is listed
+    by name in one CheckpointError. Names without an `arg:`/`aux:` prefix are accepted too."""
+    names = mxnet_names(model)
+    bare = {k.split(":", 1)[-1]: v for k, v in arrays.items()}
+    state = model.state_dict()
+    wanted = {mx.split(":", 1)[1]: pt for pt, mx in names.items()}
+    missing = sorted(set(wanted) - set(bare))
+    extra = sorted(set(bare) - set(wanted))
+    misshaped = [f"{k} {tuple(bare[k].shape)} (network wants {tuple(state[wanted[k]].shape)})"
+                 for k in sorted(set(wanted) & set(bare)) if tuple(bare[k].shape) != tuple(state[wanted[k]].shape)]
+    problems = []
+    if missing:
+        problems.append("missing: " + ", ".join(missing))
+    if extra:
+        problems.append("unexpected: " + ", ".join(extra))
+    if misshaped:
+        problems.append("wrong shape: " + ", ".join(misshaped))
+    if problems:
+        raise CheckpointError(f"{source} does not fit the network; " + "; ".join(problems))
+    with torch.no_grad():
+        for mx_name, pt_name in wanted.items():
+            state[pt_name].copy_(torch.from_numpy(np.asarray(bare[mx_name])).to(state[pt_name].dtype))
+
+
+def atomic_write(path: str, write: Callable[[Any], None]) -> None:
+    """Call `write(binary_file)` on a temporary file beside `path`, then rename it over `path`."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def params_path(prefix: str, epoch: int) -> str:
+    return f"{prefix}-{epoch:04d}.params"
+
+
+def states_path(prefix: str, epoch: int) -> str:
+    return f"{prefix}-{epoch:04d}.states"
+
+
+def symbol_path(prefix: str) -> str:
+    return f"{prefix}-symbol.json"
+
+
+def save_symbol(prefix: str, network: str, kwargs: dict[str, Any]) -> None:
+    doc = {"format": SYMBOL_FORMAT, "network": network, "kwargs": kwargs}
+    atomic_write(symbol_path(prefix), lambda f: f.write(json.dumps(doc, indent=2, sort_keys=True).encode()))
+
+
+def load_symbol(prefix: str) -> dict[str, Any]:
+    """Read our `-symbol.json` ({"network", "kwargs"}). MXNet graphs (with "nodes") are the importer's."""
+    path = symbol_path(prefix)
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path} is not valid JSON: {e}") from None
+    if doc.get("format") != SYMBOL_FORMAT:
+        raise CheckpointError(f"{path} was not written by this suite (no '{SYMBOL_FORMAT}' format tag)")
+    return doc
+
+
+def save_params(prefix: str, epoch: int, model: nn.Module) -> str:
+    path = params_path(prefix, epoch)
+    arrays = to_mxnet_arrays(model)
+    atomic_write(path, lambda f: mxnet_params.save(f, arrays))
+    return path
+
+
+def load_params(model: nn.Module, prefix: str, epoch: int) -> None:
+    path = params_path(prefix, epoch)
+    if not os.path.exists(path):
+        raise CheckpointError(f"{path} not found")
+    try:
+        arrays = mxnet_params.load(path)
+    except mxnet_params.ParamsFormatError as e:
+        raise CheckpointError(str(e)) from None
+    load_mxnet_arrays(model, arrays, path)
+
+
+def save_states(prefix: str, epoch: int, states: dict[str, Any]) -> None:
+    atomic_write(states_path(prefix, epoch), lambda f: torch.save(states, f))
+
+
+def load_states(prefix: str, epoch: int) -> dict[str, Any]:
+    path = states_path(prefix, epoch)
+    if not os.path.exists(path):
+        raise CheckpointError(f"{path} not found: without it training cannot resume exactly")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for corrupt files
+        raise CheckpointError(f"{path} cannot be read: {e}") from None

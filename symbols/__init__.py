@@ -1,0 +1,34 @@
+"""Networks by name, as MXNet's `symbols/` folder: one module per family.
+
+Each module `symbols/<family>.py` (dashes become underscores: `inception-bn` -> `inception_bn.py`)
+exposes `get_symbol(num_classes, **kwargs) -> torch.nn.Module` and ignores keyword arguments it does not
+use, since training scripts pass every parsed option. Layers are named after MXNet's layers, and nested
+blocks join with '_', so `stage1_unit1.conv1.weight` is MXNet's `stage1_unit1_conv1_weight`
+(see `common.checkpoint.mxnet_names`).
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+import torch.nn as nn
+
+# Every family MXNet ships, in its order; those whose module exists are available.
+FAMILIES = ("mlp", "lenet", "alexnet", "vgg", "googlenet", "inception-bn", "inception-v3", "inception-v4",
+            "inception-resnet-v2", "resnet", "resnet-v1", "resnext", "mobilenet", "mobilenetv2")
+
+
+def _module_name(name: str) -> str:
+    return f"{__name__}.{name.replace('-', '_')}"
+
+
+def list_networks() -> list[str]:
+    """Names accepted by `--network` on this installation."""
+    return [n for n in FAMILIES if importlib.util.find_spec(_module_name(n)) is not None]
+
+
+def create_model(name: str, num_classes: int, **kwargs) -> nn.Module:
+    """Build network `name`; unknown names raise ValueError listing the known ones."""
+    if name not in list_networks():
+        raise ValueError(f"unknown network '{name}'; choose from: {', '.join(list_networks())}")
+    return importlib.import_module(_module_name(name)).get_symbol(num_classes=num_classes, **kwargs)
