@@ -32,3 +32,8 @@ def create_model(name: str, num_classes: int, **kwargs) -> nn.Module:
     if name not in list_networks():
         raise ValueError(f"unknown network '{name}'; choose from: {', '.join(list_networks())}")
     return importlib.import_module(_module_name(name)).get_symbol(num_classes=num_classes, **kwargs)
+
+
+def add_network_args(parser):
+    """Placeholder until the network zoo lands: options some families read."""
+    return parser.add_argument_group("Network extras")

@@ -1,0 +1,440 @@
+"""The one training loop: options, optimizer, learning-rate schedule, logging, checkpoints, resume.
+
+`train_*.py` scripts set defaults and pick a data loader, then call `fit(args, network, data_loader)`.
+Log lines are MXNet's (see shared/reference/FORMATS.md section 7), so tools that parse MXNet logs keep
+working.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from common import checkpoint
+from common.dist import DistInfo, check_gpus, parse_gpus
+
+log = logging.getLogger("fit")
+
+OPTIMIZERS = ("sgd", "nag", "adam", "adamw", "rmsprop", "adagrad")
+INITIALIZERS = ("default", "xavier", "msra", "normal", "uniform")
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+KV_STORES = ("local", "device", "nccl", "dist_sync", "dist_device_sync", "dist_sync_device", "dist_async")
+
+
+class FitError(ValueError):
+    """A user-facing training error (bad option, diverged loss); printed as one line."""
+
+
+def add_fit_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """MXNet's training options with MXNet's defaults, plus --seed, --warmup-epochs and --log-file."""
+    train = parser.add_argument_group("Training", "model, optimizer, schedule and checkpoints")
+    train.add_argument("--network", type=str, help="the neural network to use (see symbols/)")
+    train.add_argument("--num-layers", type=int,
+                       help="number of layers in the neural network, required by some networks such as resnet")
+    train.add_argument("--gpus", type=str, default="",
+                       help="list of gpus to run, e.g. 0 or 0,2,5; empty means using the cpu")
+    train.add_argument("--kv-store", type=str, default="device", choices=KV_STORES,
+                       help="how gradients are combined: local/device/nccl on one machine, dist_* across machines")
+    train.add_argument("--num-epochs", type=int, default=100, help="max num of epochs")
+    train.add_argument("--lr", type=float, default=0.1, help="initial learning rate")
+    train.add_argument("--lr-factor", type=float, default=0.1, help="the ratio to reduce lr on each step")
+    train.add_argument("--lr-step-epochs", type=str,
+                       help="the epochs to reduce the lr, e.g. 30,60; 'pow2' for polynomial decay of power 2")
+    train.add_argument("--warmup-epochs", type=int, default=0,
+                       help="epochs over which the lr rises linearly from 0 to --lr (0: no warm-up)")
+    train.add_argument("--initializer", type=str, default="default", choices=INITIALIZERS,
+                       help="the initializer type (default: Xavier gaussian, factor in, magnitude 2)")
+    train.add_argument("--optimizer", type=str, default="sgd", choices=OPTIMIZERS, help="the optimizer type")
+    train.add_argument("--mom", type=float, default=0.9, help="momentum for sgd and nag")
+    train.add_argument("--wd", type=float, default=0.0001,
+                       help="weight decay for sgd (applied to weights and gammas, as MXNet does)")
+    train.add_argument("--batch-size", type=int, default=128, help="the batch size, over all devices")
+    train.add_argument("--disp-batches", type=int, default=20, help="show progress for every n batches")
+    train.add_argument("--model-prefix", type=str, help="model prefix: checkpoints go to PREFIX-NNNN.params")
+    train.add_argument("--save-period", type=int, default=1, help="save a checkpoint every n epochs")
+    train.add_argument("--load-epoch", type=int,
+                       help="resume from PREFIX-NNNN.params (and .states) saved after this epoch")
+    train.add_argument("--top-k", type=int, default=0, help="report the top-k accuracy; 0 means no report")
+    train.add_argument("--loss", type=str, default="", choices=("", "ce", "nll_loss"),
+                       help="also report the loss: ce (cross-entropy) or nll_loss")
+    train.add_argument("--test-io", type=int, default=0, help="1 means test reading speed without training")
+    train.add_argument("--dtype", type=str, default="float32", choices=tuple(DTYPES),
+                       help="precision: float16/bfloat16 run under autocast with float32 master weights")
+    train.add_argument("--seed", type=int, default=0, help="random seed: same seed, same run")
+    train.add_argument("--log-file", type=str, help="also append the log lines to this file")
+    return train
+
+
+# --- set-up ----------------------------------------------------------------------------------------------
+
+class _TqdmHandler(logging.Handler):
+    """Writes log lines above a live progress bar instead of through it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        tqdm.write(self.format(record), file=sys.stderr)
+
+
+def setup_logging(rank: int, log_file: str | None = None) -> None:
+    """MXNet's log line prefix (`time Node[rank] message`), to stderr and optionally a file."""
+    fmt = logging.Formatter(f"%(asctime)-15s Node[{rank}] %(message)s")
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "_fit_handler", False)]:
+        root.removeHandler(handler)
+        handler.close()
+    handlers: list[logging.Handler] = [_TqdmHandler()]
+    if log_file:
+        handlers.append(logging.FileHandler(log_file))
+    for handler in handlers:
+        handler._fit_handler = True
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def check_args(args: argparse.Namespace) -> None:
+    if args.batch_size is None or args.batch_size <= 0:
+        raise FitError(f"--batch-size must be positive, got {args.batch_size}")
+    if args.num_epochs < 0:
+        raise FitError(f"--num-epochs must be >= 0, got {args.num_epochs}")
+    if args.disp_batches <= 0:
+        raise FitError(f"--disp-batches must be positive, got {args.disp_batches}")
+    if args.load_epoch is not None and not args.model_prefix:
+        raise FitError("--load-epoch needs --model-prefix to know which checkpoint to load")
+    if args.kv_store == "dist_async":
+        raise FitError("--kv-store dist_async is not supported: training is synchronous "
+                       "(use dist_sync or dist_device_sync)")
+    if args.lr_step_epochs and not args.lr_step_epochs.startswith("pow"):
+        try:
+            [int(e) for e in args.lr_step_epochs.split(",")]
+        except ValueError:
+            raise FitError(f"--lr-step-epochs '{args.lr_step_epochs}' must be epochs like 30,60 or pow2") from None
+
+
+def select_device(args: argparse.Namespace) -> DistInfo:
+    try:
+        gpus = parse_gpus(args.gpus)
+        check_gpus(gpus)
+    except ValueError as e:
+        raise FitError(str(e)) from None
+    if len(gpus) > 1:
+        raise FitError("training on several GPUs needs one process per GPU, which this version does not start yet")
+    device = torch.device(f"cuda:{gpus[0]}") if gpus else torch.device("cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return DistInfo(device=device)
+
+
+@torch.no_grad()
+def initialize(model: nn.Module, name: str, network: str | None = None) -> None:
+    """MXNet's initializers, applied by MXNet parameter name: weights get `name`'s distribution, biases and
+    betas 0, gammas 1, moving means 0, moving variances 1."""
+    if name == "default":
+        name = "normal" if network == "alexnet" else "xavier" if network and "vgg" in network else "default"
+    state = model.state_dict()
+    for torch_name, mx_name in checkpoint.mxnet_names(model).items():
+        t = state[torch_name]
+        if mx_name.endswith(("_bias", "_beta", "_moving_mean")):
+            t.zero_()
+        elif mx_name.endswith(("_gamma", "_moving_var")):
+            t.fill_(1.0)
+        elif mx_name.endswith("_weight"):
+            _init_weight(t, name)
+
+
+def _init_weight(t: torch.Tensor, name: str) -> None:
+    if name == "normal":
+        t.normal_(0, 0.01)
+        return
+    if name == "uniform":
+        t.uniform_(-0.07, 0.07)
+        return
+    receptive = math.prod(t.shape[2:]) if t.dim() > 2 else 1
+    fan_in = t.shape[1] * receptive if t.dim() > 1 else t.shape[0]
+    fan_out = t.shape[0] * receptive
+    # (distribution, factor, magnitude) of mx.init.Xavier variants
+    gaussian, factor, magnitude = {
+        "default": (True, fan_in, 2.0),
+        "xavier": (False, (fan_in + fan_out) / 2, 3.0),
+        "msra": (True, (fan_in + fan_out) / 2, 2.0 / (1 + 0.25 ** 2)),
+    }[name]
+    scale = math.sqrt(magnitude / factor)
+    t.normal_(0, scale) if gaussian else t.uniform_(-scale, scale)
+
+
+def build_optimizer(args: argparse.Namespace, model: nn.Module) -> torch.optim.Optimizer:
+    """MXNet applies weight decay to `_weight` and `_gamma` tensors only, not to biases and betas."""
+    names = checkpoint.mxnet_names(model)
+    params = dict(model.named_parameters())
+    decay = [p for n, p in params.items() if p.requires_grad and names[n].endswith(("_weight", "_gamma"))]
+    no_decay = [p for n, p in params.items() if p.requires_grad and not names[n].endswith(("_weight", "_gamma"))]
+    groups = [{"params": decay, "weight_decay": args.wd}, {"params": no_decay, "weight_decay": 0.0}]
+    opt, lr = args.optimizer, args.lr
+    if opt in ("sgd", "nag"):  # fused: one kernel for all tensors, on the CPU as on GPUs
+        return torch.optim.SGD(groups, lr=lr, momentum=args.mom, nesterov=opt == "nag" and args.mom > 0, fused=True)
+    if opt == "adam":
+        return torch.optim.Adam(groups, lr=lr, fused=True)
+    if opt == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, fused=True)
+    if opt == "rmsprop":
+        return torch.optim.RMSprop(groups, lr=lr, alpha=0.9, eps=1e-8)  # MXNet's gamma1=0.9
+    return torch.optim.Adagrad(groups, lr=lr, eps=1e-7)
+
+
+def learning_rate(args: argparse.Namespace, step: int, steps_per_epoch: int) -> float:
+    """The lr of update number `step` (0-based): optional linear warm-up, then MXNet's multi-factor steps
+    at the epochs of --lr-step-epochs, or polynomial decay for 'powN'. A pure function of the step, so a
+    resumed run continues the same schedule."""
+    total = max(1, args.num_epochs * steps_per_epoch)
+    warmup = args.warmup_epochs * steps_per_epoch
+    if step < warmup:
+        return args.lr * (step + 1) / warmup
+    spec = args.lr_step_epochs or ""
+    if spec.startswith("pow"):
+        power = float(spec[3:].lstrip("- ") or 2)
+        return args.lr * (1 - min(step, total) / total) ** power
+    if args.lr_factor >= 1 or not spec:
+        return args.lr
+    passed = sum(step >= int(e) * steps_per_epoch for e in spec.split(","))
+    return args.lr * args.lr_factor ** passed
+
+
+# --- metrics ---------------------------------------------------------------------------------------------
+
+class Meter:
+    """Accuracy, top-k accuracy and loss sums. Each batch's statistics go into a row of a device buffer
+    (one copy, no host synchronisation); rows are summed only when a window is read."""
+
+    def __init__(self, top_k: int, device: torch.device, capacity: int):
+        self.top_k = top_k
+        self.rows = torch.zeros(max(capacity, 1), 3, dtype=torch.float64, device=device)
+        self.totals = torch.zeros(3, dtype=torch.float64, device=device)
+        self._zero = torch.zeros((), device=device)
+        self.n = self.count = self.total_count = 0
+
+    def update(self, logits: torch.Tensor, labels: torch.Tensor, loss_sum: torch.Tensor) -> None:
+        with torch.no_grad():
+            if self.top_k > 1:
+                hits = logits.topk(self.top_k, dim=1).indices == labels.unsqueeze(1)
+                correct, correct_k = hits[:, 0].sum(), hits.any(dim=1).sum()
+            else:
+                correct, correct_k = (logits.argmax(1) == labels).sum(), self._zero
+            self.rows[self.n] = torch.stack((correct.double(), correct_k.double(), loss_sum.detach().double()))
+        self.n += 1
+        self.count += len(labels)
+
+    def first_nonfinite(self) -> int:
+        """Row of the first batch of the current window whose loss was NaN or infinite, else -1."""
+        bad = (~torch.isfinite(self.rows[:self.n, 2])).nonzero()
+        return int(bad[0, 0]) if len(bad) else -1
+
+    def window_values(self, loss_name: str) -> list[tuple[str, float]]:
+        return self._named(self.rows[:self.n].sum(0), self.count, loss_name)
+
+    def next_window(self) -> None:
+        """Add the window into the totals and start a new one."""
+        self.totals += self.rows[:self.n].sum(0)
+        self.total_count += self.count
+        self.n = self.count = 0
+
+    def total_values(self, loss_name: str) -> list[tuple[str, float]]:
+        self.next_window()
+        return self._named(self.totals, self.total_count, loss_name)
+
+    def _named(self, sums: torch.Tensor, count: int, loss_name: str) -> list[tuple[str, float]]:
+        """[(name, value)] in MXNet's order: accuracy, top_k_accuracy_K, then the loss when asked."""
+        means = (sums / max(count, 1)).tolist()
+        out = [("accuracy", means[0])]
+        if self.top_k > 1:
+            out.append((f"top_k_accuracy_{self.top_k}", means[1]))
+        if loss_name:
+            out.append(({"ce": "cross-entropy", "nll_loss": "nll-loss"}[loss_name], means[2]))
+        return out
+
+
+def format_metrics(pairs: Iterable[tuple[str, float]], sep: str = "\t") -> str:
+    return sep.join(f"{name}={value:f}" for name, value in pairs)
+
+
+# --- the loop --------------------------------------------------------------------------------------------
+
+class Normalizer:
+    """uint8 batches to the device, then `(x - mean) / std` there, in the memory format the model uses."""
+
+    def __init__(self, loader, device: torch.device):
+        std = torch.tensor(loader.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        self.scale = 1.0 / std
+        self.shift = -torch.tensor(loader.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1) * self.scale
+        self.device = device
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        images = images.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        return torch.addcmul(self.shift, images.float(), self.scale)
+
+
+def train_one_epoch(args, epoch: int, model: nn.Module, loader, optimizer: torch.optim.Optimizer,
+                    scaler: torch.amp.GradScaler, autocast: Callable, dist: DistInfo,
+                    global_step: int, steps_per_epoch: int) -> tuple[Meter, int]:
+    """One pass over `loader`; logs MXNet's Speedometer lines every --disp-batches; returns the
+    epoch's meter and the updated global step."""
+    normalize = Normalizer(loader, dist.device)
+    meter = Meter(args.top_k, dist.device, capacity=args.disp_batches + 1)
+    window_start = 0
+    model.train()
+    loader.set_epoch(epoch)
+    bar = tqdm(total=len(loader), desc=f"Epoch {epoch}", leave=False, disable=None if dist.is_primary else True)
+    for nbatch, (images, labels) in enumerate(loader):
+        images = normalize(images)
+        labels = labels.to(dist.device, non_blocking=True)
+        lr = learning_rate(args, global_step, steps_per_epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        with autocast():
+            logits = model(images)
+            loss_sum = F.cross_entropy(logits.float(), labels, reduction="sum")
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss_sum / len(labels)).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        global_step += 1
+        meter.update(logits, labels, loss_sum)
+        bar.update(1)
+        if nbatch == 0:
+            tic = time.time()  # as MXNet's Speedometer, time from the end of the first batch
+        last = nbatch == len(loader) - 1
+        if (nbatch % args.disp_batches == 0 and nbatch > 0) or last:
+            if (bad := meter.first_nonfinite()) >= 0:
+                raise FitError(f"the loss became NaN or infinite at epoch {epoch}, batch {window_start + bad}; "
+                               "try a lower --lr or check the input data")
+        if nbatch % args.disp_batches == 0 and nbatch > 0:
+            speed = args.disp_batches * args.batch_size / (time.time() - tic)
+            log.info("Epoch[%d] Batch [%d-%d]\tSpeed: %.2f samples/sec\t%s", epoch, nbatch - args.disp_batches,
+                     nbatch, speed, format_metrics(meter.window_values(args.loss)))
+            bar.set_postfix_str(f"{speed:.0f} samples/sec")
+            meter.next_window()
+            window_start = nbatch + 1
+            tic = time.time()
+    bar.close()
+    return meter, global_step
+
+
+@torch.no_grad()
+def evaluate(args, model: nn.Module, loader, autocast: Callable, dist: DistInfo) -> Meter:
+    normalize = Normalizer(loader, dist.device)
+    meter = Meter(args.top_k, dist.device, capacity=len(loader))
+    model.eval()
+    for images, labels in loader:
+        images = normalize(images)
+        labels = labels.to(dist.device, non_blocking=True)
+        with autocast():
+            logits = model(images)
+        meter.update(logits, labels, F.cross_entropy(logits.float(), labels, reduction="sum"))
+    return meter
+
+
+def test_io(args, loader, dist: DistInfo) -> None:
+    """--test-io 1: read the training data only and log the reading speed (MXNet's format)."""
+    loader.set_epoch(0)
+    tic = time.time()
+    for nbatch, (images, labels) in enumerate(loader):
+        images.to(dist.device, non_blocking=True)
+        if nbatch % args.disp_batches == 0 and nbatch > 0:
+            log.info("Batch [%d]\tSpeed: %.2f samples/sec", nbatch, args.disp_batches * args.batch_size / (time.time() - tic))
+            tic = time.time()
+
+
+def fit(args: argparse.Namespace, network: nn.Module, data_loader: Callable) -> dict[str, float]:
+    """Train `network` with the data of `data_loader(args, dist) -> (train, val or None)`.
+    Returns the last epoch's metrics ({'accuracy': ..., 'validation-accuracy': ...})."""
+    check_args(args)
+    dist = select_device(args)
+    setup_logging(dist.rank, args.log_file)
+    log.info("start with arguments %s", args)
+    torch.manual_seed(args.seed)
+
+    train, val = data_loader(args, dist)
+    if args.test_io:
+        test_io(args, train, dist)
+        return {}
+
+    model = network
+    begin_epoch = args.load_epoch or 0
+    states = None
+    if args.load_epoch:
+        checkpoint.load_params(model, args.model_prefix, args.load_epoch)
+        log.info("Loaded %s", checkpoint.params_path(args.model_prefix, args.load_epoch))
+        if os.path.exists(checkpoint.states_path(args.model_prefix, args.load_epoch)):
+            states = checkpoint.load_states(args.model_prefix, args.load_epoch)
+        else:
+            log.warning("no optimizer state %s: continuing with a fresh optimizer",
+                        checkpoint.states_path(args.model_prefix, args.load_epoch))
+    else:
+        initialize(model, args.initializer, args.network)
+    model.to(dist.device, memory_format=torch.channels_last)
+
+    optimizer = build_optimizer(args, model)
+    dtype = DTYPES[args.dtype]
+    scaler = torch.amp.GradScaler(dist.device.type, enabled=dtype == torch.float16)
+    autocast = (lambda: torch.autocast(dist.device.type, dtype=dtype)) if dtype != torch.float32 \
+        else contextlib.nullcontext
+    steps_per_epoch = len(train)
+    global_step = begin_epoch * steps_per_epoch
+    if states is not None:
+        optimizer.load_state_dict(states["optimizer"])
+        scaler.load_state_dict(states["scaler"])
+        torch.set_rng_state(states["rng"])
+        global_step = states["global_step"]
+    if args.model_prefix and dist.is_primary:
+        checkpoint.save_symbol(args.model_prefix, args.network, _json_args(args))
+
+    results: dict[str, float] = {}
+    for epoch in range(begin_epoch, args.num_epochs):
+        tic = time.time()
+        meter, global_step = train_one_epoch(args, epoch, model, train, optimizer, scaler, autocast, dist,
+                                             global_step, steps_per_epoch)
+        for name, value in meter.total_values(args.loss):
+            log.info("Epoch[%d] Train-%s=%f", epoch, name, value)
+            results[name] = value
+        log.info("Epoch[%d] Time cost=%.3f", epoch, time.time() - tic)
+        if args.model_prefix and dist.is_primary and ((epoch + 1) % args.save_period == 0
+                                                      or epoch + 1 == args.num_epochs):
+            path = checkpoint.save_params(args.model_prefix, epoch + 1, model)
+            checkpoint.save_states(args.model_prefix, epoch + 1, {
+                "epoch": epoch + 1, "global_step": global_step, "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict(), "rng": torch.get_rng_state()})
+            log.info('Saved checkpoint to "%s"', path)
+        if val is not None:
+            for name, value in evaluate(args, model, val, autocast, dist).total_values(args.loss):
+                log.info("Epoch[%d] Validation-%s=%f", epoch, name, value)
+                results[f"validation-{name}"] = value
+    return results
+
+
+def _json_args(args: argparse.Namespace) -> dict:
+    return {k: v for k, v in vars(args).items() if isinstance(v, (str, int, float, bool, type(None)))}
+
+
+def run_main(main: Callable[[], object]) -> None:
+    """Run a script's main(): user mistakes (bad options, bad files) print one line and exit 2, Ctrl-C
+    exits 130. Set IMAGECLS_DEBUG=1 to see the full traceback instead."""
+    prog = os.path.basename(sys.argv[0])
+    try:
+        main()
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except (ValueError, OSError) as e:
+        if os.environ.get("IMAGECLS_DEBUG"):
+            raise
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,36 @@
+"""Train MNIST with a multi-layer perceptron or LeNet, as MXNet's example does.
+
+    python train_mnist.py                                   # MLP on the CPU, downloads MNIST into data/
+    python train_mnist.py --network lenet --gpus 0          # LeNet on the first GPU
+    python train_mnist.py --data-dir ../shared/datasets/mnist --num-epochs 1
+    python train_mnist.py --model-prefix model/mnist --load-epoch 10   # resume after epoch 10
+"""
+import argparse
+
+from common import data, fit
+from symbols import add_network_args, create_model
+
+
+def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="train mnist", add_help=add_help,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    mnist = parser.add_argument_group("Data", "MNIST, read from the four IDX gz files")
+    mnist.add_argument("--data-dir", type=str, default="data/",
+                       help="folder of the MNIST files; missing files are downloaded into it")
+    mnist.add_argument("--num-classes", type=int, default=10, help="the number of classes")
+    mnist.add_argument("--num-examples", type=int, default=60000, help="the number of training examples")
+    fit.add_fit_args(parser)
+    add_network_args(parser)
+    parser.set_defaults(network="mlp", gpus="", batch_size=64, disp_batches=100, num_epochs=20,
+                        lr=0.05, lr_step_epochs="10")
+    return parser
+
+
+def main(args: argparse.Namespace) -> dict:
+    network = create_model(args.network, **vars(args))
+    return fit.fit(args, network, data.get_mnist_iter)
+
+
+if __name__ == "__main__":
+    parser = get_args_parser()
+    fit.run_main(lambda: main(parser.parse_args()))
