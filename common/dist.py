@@ -1,14 +1,25 @@
-"""Where this process runs: rank, world size and device. The one place that parses `--gpus`.
+"""Where each training process runs: rank, world size and device. The one place that parses `--gpus`.
 
-Read from the environment the way torchrun sets it (`RANK`, `WORLD_SIZE`, `LOCAL_RANK`, `MASTER_ADDR`,
-`MASTER_PORT`); without those variables the process trains alone.
+How processes come to be (read from the environment, as torchrun and tools/launch.py set it):
+- nothing set: one machine. `--gpus ''` or one GPU: this process trains alone; `--gpus 0,1,...`: it starts
+  one process per GPU (DistributedDataParallel over NCCL).
+- `RANK`, `WORLD_SIZE`, `MASTER_ADDR`, `MASTER_PORT` without `LOCAL_WORLD_SIZE` (tools/launch.py): this
+  process is machine RANK of WORLD_SIZE machines; it starts one process per GPU of its `--gpus` (or one
+  CPU process), and global ranks are RANK * per_machine + i.
+- torchrun (which also sets `LOCAL_RANK` and `LOCAL_WORLD_SIZE`): this process is one worker already;
+  it takes GPU `--gpus[LOCAL_RANK]` (or the CPU).
+GPUs use NCCL, CPUs gloo.
 """
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import torch
+import torch.distributed as tdist
+import torch.multiprocessing as mp
 
 
 @dataclass(frozen=True)
@@ -21,6 +32,10 @@ class DistInfo:
     @property
     def is_primary(self) -> bool:
         return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
 
 
 def parse_gpus(gpus: str | None) -> list[int]:
@@ -49,7 +64,87 @@ def check_gpus(ids: list[int]) -> None:
         raise ValueError(f"--gpus asks for GPU {missing[0]} but this machine has {available} (0-{available - 1})")
 
 
-def env_rank() -> tuple[int, int, int]:
-    """(rank, world_size, local_rank) from torchrun-style variables, (0, 1, 0) when unset."""
-    return (int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-            int(os.environ.get("LOCAL_RANK", 0)))
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
+
+
+def plan(gpus: list[int], kv_store: str) -> tuple[int, int, int | None]:
+    """(machine rank, machines, torchrun local rank or None) from the environment, checked against
+    --kv-store: dist_* stores need a launcher's variables."""
+    rank, world, local_world = _env_int("RANK"), _env_int("WORLD_SIZE"), _env_int("LOCAL_WORLD_SIZE")
+    if kv_store.startswith("dist") and rank is None:
+        raise ValueError(f"--kv-store {kv_store} trains across machines: start it with tools/launch.py (or "
+                         "torchrun), which set RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT")
+    if rank is None:
+        return 0, 1, None
+    if world is None or not 0 <= rank < world:
+        raise ValueError(f"RANK={rank} and WORLD_SIZE={world} do not describe a process group")
+    if local_world is not None:  # torchrun: already one process per device
+        return rank, world, _env_int("LOCAL_RANK") or 0
+    return rank, world, None
+
+
+def run(gpus_option: str, kv_store: str, batch_size: int, worker: Callable[[DistInfo], Any]) -> Any:
+    """Call `worker(info)` in every process this machine hosts and return rank 0's result (None elsewhere)."""
+    gpus = parse_gpus(gpus_option)
+    check_gpus(gpus)
+    machine, machines, torchrun_local = plan(gpus, kv_store)
+    if torchrun_local is not None:
+        device = torch.device(f"cuda:{gpus[torchrun_local % len(gpus)]}") if gpus else torch.device("cpu")
+        return _in_group(machine, machines, torchrun_local, device, worker)
+    per_machine = max(1, len(gpus))
+    world = machines * per_machine
+    if batch_size < world:
+        raise ValueError(f"--batch-size {batch_size} is smaller than the {world} processes it is split across")
+    if world == 1:
+        device = torch.device(f"cuda:{gpus[0]}") if gpus else torch.device("cpu")
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        return worker(DistInfo(device=device))
+    if machines == 1:
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ["MASTER_PORT"] = os.environ.get("MASTER_PORT") or str(free_port())
+    if per_machine == 1:  # one CPU process (or one GPU) per machine: no need to spawn
+        device = torch.device(f"cuda:{gpus[0]}") if gpus else torch.device("cpu")
+        return _in_group(machine, world, 0, device, worker)
+    ctx = mp.get_context("spawn")
+    results = ctx.SimpleQueue()
+    mp.spawn(_spawned, args=(machine * per_machine, world, gpus, worker, results), nprocs=per_machine)
+    return results.get() if not results.empty() else None
+
+
+def _spawned(local_rank: int, first_rank: int, world: int, gpus: list[int], worker: Callable, results) -> None:
+    result = _in_group(first_rank + local_rank, world, local_rank, torch.device(f"cuda:{gpus[local_rank]}"), worker)
+    if first_rank + local_rank == 0:
+        results.put(result)
+
+
+def _in_group(rank: int, world: int, local_rank: int, device: torch.device, worker: Callable) -> Any:
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    tdist.init_process_group("nccl" if device.type == "cuda" else "gloo", init_method="env://",
+                             rank=rank, world_size=world, device_id=device if device.type == "cuda" else None)
+    try:
+        return worker(DistInfo(rank=rank, world_size=world, local_rank=local_rank, device=device))
+    finally:
+        tdist.destroy_process_group()
+
+
+def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Sum `t` over all processes (a no-op when training alone)."""
+    if info.distributed:
+        t = t.clone()
+        tdist.all_reduce(t)
+    return t

@@ -21,8 +21,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from common import checkpoint
-from common.dist import DistInfo, check_gpus, parse_gpus
+from torch.nn.parallel import DistributedDataParallel
+
+from common import checkpoint, dist
+from common.dist import DistInfo
 
 log = logging.getLogger("fit")
 
@@ -121,20 +123,6 @@ def check_args(args: argparse.Namespace) -> None:
             raise FitError(f"--lr-step-epochs '{args.lr_step_epochs}' must be epochs like 30,60 or pow2") from None
 
 
-def select_device(args: argparse.Namespace) -> DistInfo:
-    try:
-        gpus = parse_gpus(args.gpus)
-        check_gpus(gpus)
-    except ValueError as e:
-        raise FitError(str(e)) from None
-    if len(gpus) > 1:
-        raise FitError("training on several GPUs needs one process per GPU, which this version does not start yet")
-    device = torch.device(f"cuda:{gpus[0]}") if gpus else torch.device("cpu")
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    return DistInfo(device=device)
-
-
 @torch.no_grad()
 def initialize(model: nn.Module, name: str, network: str | None = None) -> None:
     """MXNet's initializers, applied by MXNet parameter name: weights get `name`'s distribution, biases and
@@ -215,11 +203,11 @@ class Meter:
     """Accuracy, top-k accuracy and loss sums. Each batch's statistics go into a row of a device buffer
     (one copy, no host synchronisation); rows are summed only when a window is read."""
 
-    def __init__(self, top_k: int, device: torch.device, capacity: int):
-        self.top_k = top_k
-        self.rows = torch.zeros(max(capacity, 1), 3, dtype=torch.float64, device=device)
-        self.totals = torch.zeros(3, dtype=torch.float64, device=device)
-        self._zero = torch.zeros((), device=device)
+    def __init__(self, top_k: int, info: DistInfo, capacity: int):
+        self.top_k, self.info = top_k, info
+        self.rows = torch.zeros(max(capacity, 1), 3, dtype=torch.float64, device=info.device)
+        self.totals = torch.zeros(3, dtype=torch.float64, device=info.device)
+        self._zero = torch.zeros((), device=info.device)
         self.n = self.count = self.total_count = 0
 
     def update(self, logits: torch.Tensor, labels: torch.Tensor, loss_sum: torch.Tensor) -> None:
@@ -252,8 +240,10 @@ class Meter:
         return self._named(self.totals, self.total_count, loss_name)
 
     def _named(self, sums: torch.Tensor, count: int, loss_name: str) -> list[tuple[str, float]]:
-        """[(name, value)] in MXNet's order: accuracy, top_k_accuracy_K, then the loss when asked."""
-        means = (sums / max(count, 1)).tolist()
+        """[(name, value)] over all processes, in MXNet's order: accuracy, top_k_accuracy_K, then the loss
+        when asked."""
+        sums = dist.all_reduce_sum(torch.cat((sums, sums.new_tensor([count]))), self.info)
+        means = (sums[:3] / max(sums[3].item(), 1)).tolist()
         out = [("accuracy", means[0])]
         if self.top_k > 1:
             out.append((f"top_k_accuracy_{self.top_k}", means[1]))
@@ -283,19 +273,19 @@ class Normalizer:
 
 
 def train_one_epoch(args, epoch: int, model: nn.Module, loader, optimizer: torch.optim.Optimizer,
-                    scaler: torch.amp.GradScaler, autocast: Callable, dist: DistInfo,
+                    scaler: torch.amp.GradScaler, autocast: Callable, info: DistInfo,
                     global_step: int, steps_per_epoch: int) -> tuple[Meter, int]:
     """One pass over `loader`; logs MXNet's Speedometer lines every --disp-batches; returns the
     epoch's meter and the updated global step."""
-    normalize = Normalizer(loader, dist.device)
-    meter = Meter(args.top_k, dist.device, capacity=args.disp_batches + 1)
+    normalize = Normalizer(loader, info.device)
+    meter = Meter(args.top_k, info, capacity=args.disp_batches + 1)
     window_start = 0
     model.train()
     loader.set_epoch(epoch)
-    bar = tqdm(total=len(loader), desc=f"Epoch {epoch}", leave=False, disable=None if dist.is_primary else True)
+    bar = tqdm(total=len(loader), desc=f"Epoch {epoch}", leave=False, disable=None if info.is_primary else True)
     for nbatch, (images, labels) in enumerate(loader):
         images = normalize(images)
-        labels = labels.to(dist.device, non_blocking=True)
+        labels = labels.to(info.device, non_blocking=True)
         lr = learning_rate(args, global_step, steps_per_epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -329,45 +319,65 @@ def train_one_epoch(args, epoch: int, model: nn.Module, loader, optimizer: torch
 
 
 @torch.no_grad()
-def evaluate(args, model: nn.Module, loader, autocast: Callable, dist: DistInfo) -> Meter:
-    normalize = Normalizer(loader, dist.device)
-    meter = Meter(args.top_k, dist.device, capacity=len(loader))
+def evaluate(args, model: nn.Module, loader, autocast: Callable, info: DistInfo) -> Meter:
+    normalize = Normalizer(loader, info.device)
+    meter = Meter(args.top_k, info, capacity=len(loader))
     model.eval()
     for images, labels in loader:
         images = normalize(images)
-        labels = labels.to(dist.device, non_blocking=True)
+        labels = labels.to(info.device, non_blocking=True)
         with autocast():
             logits = model(images)
         meter.update(logits, labels, F.cross_entropy(logits.float(), labels, reduction="sum"))
     return meter
 
 
-def test_io(args, loader, dist: DistInfo) -> None:
+def test_io(args, loader, info: DistInfo) -> None:
     """--test-io 1: read the training data only and log the reading speed (MXNet's format)."""
     loader.set_epoch(0)
     tic = time.time()
     for nbatch, (images, labels) in enumerate(loader):
-        images.to(dist.device, non_blocking=True)
+        images.to(info.device, non_blocking=True)
         if nbatch % args.disp_batches == 0 and nbatch > 0:
             log.info("Batch [%d]\tSpeed: %.2f samples/sec", nbatch, args.disp_batches * args.batch_size / (time.time() - tic))
             tic = time.time()
 
 
 def fit(args: argparse.Namespace, network: nn.Module, data_loader: Callable) -> dict[str, float]:
-    """Train `network` with the data of `data_loader(args, dist) -> (train, val or None)`.
-    Returns the last epoch's metrics ({'accuracy': ..., 'validation-accuracy': ...})."""
+    """Train `network` with the data of `data_loader(args, info) -> (train, val or None)`, in every process
+    `--gpus` and the environment ask for (see common/dist.py). Returns rank 0's last-epoch metrics
+    ({'accuracy': ..., 'validation-accuracy': ...})."""
     check_args(args)
-    dist = select_device(args)
-    setup_logging(dist.rank, args.log_file)
-    log.info("start with arguments %s", args)
-    torch.manual_seed(args.seed)
+    try:
+        return dist.run(args.gpus, args.kv_store, args.batch_size,
+                        _TrainingRun(args, network, data_loader))
+    except ValueError as e:  # bad --gpus or launch variables: one line, like other option errors
+        raise FitError(str(e)) from None
 
-    train, val = data_loader(args, dist)
+
+@dataclass
+class _TrainingRun:
+    """What each training process runs (a picklable callable, for the processes started per GPU)."""
+    args: argparse.Namespace
+    network: nn.Module
+    data_loader: Callable
+
+    def __call__(self, info: DistInfo) -> dict[str, float]:
+        return _train(self.args, self.network, self.data_loader, info)
+
+
+def _train(args: argparse.Namespace, model: nn.Module, data_loader: Callable, info: DistInfo) -> dict[str, float]:
+    setup_logging(info.rank, args.log_file if info.is_primary else None)
+    if not info.is_primary:
+        logging.getLogger().setLevel(logging.WARNING)  # rank 0 logs for everyone
+    log.info("start with arguments %s", args)
+    torch.manual_seed(args.seed)  # the same initial weights in every process
+
+    train, val = data_loader(args, info)
     if args.test_io:
-        test_io(args, train, dist)
+        test_io(args, train, info)
         return {}
 
-    model = network
     begin_epoch = args.load_epoch or 0
     states = None
     if args.load_epoch:
@@ -380,12 +390,14 @@ def fit(args: argparse.Namespace, network: nn.Module, data_loader: Callable) -> 
                         checkpoint.states_path(args.model_prefix, args.load_epoch))
     else:
         initialize(model, args.initializer, args.network)
-    model.to(dist.device, memory_format=torch.channels_last)
+    model.to(info.device, memory_format=torch.channels_last)
+    trained = DistributedDataParallel(model, device_ids=[info.device] if info.device.type == "cuda" else None) \
+        if info.distributed else model
 
     optimizer = build_optimizer(args, model)
     dtype = DTYPES[args.dtype]
-    scaler = torch.amp.GradScaler(dist.device.type, enabled=dtype == torch.float16)
-    autocast = (lambda: torch.autocast(dist.device.type, dtype=dtype)) if dtype != torch.float32 \
+    scaler = torch.amp.GradScaler(info.device.type, enabled=dtype == torch.float16)
+    autocast = (lambda: torch.autocast(info.device.type, dtype=dtype)) if dtype != torch.float32 \
         else contextlib.nullcontext
     steps_per_epoch = len(train)
     global_step = begin_epoch * steps_per_epoch
@@ -394,30 +406,44 @@ def fit(args: argparse.Namespace, network: nn.Module, data_loader: Callable) -> 
         scaler.load_state_dict(states["scaler"])
         torch.set_rng_state(states["rng"])
         global_step = states["global_step"]
-    if args.model_prefix and dist.is_primary:
+    if args.model_prefix and info.is_primary:
         checkpoint.save_symbol(args.model_prefix, args.network, _json_args(args))
 
     results: dict[str, float] = {}
     for epoch in range(begin_epoch, args.num_epochs):
         tic = time.time()
-        meter, global_step = train_one_epoch(args, epoch, model, train, optimizer, scaler, autocast, dist,
+        meter, global_step = train_one_epoch(args, epoch, trained, train, optimizer, scaler, autocast, info,
                                              global_step, steps_per_epoch)
         for name, value in meter.total_values(args.loss):
             log.info("Epoch[%d] Train-%s=%f", epoch, name, value)
             results[name] = value
         log.info("Epoch[%d] Time cost=%.3f", epoch, time.time() - tic)
-        if args.model_prefix and dist.is_primary and ((epoch + 1) % args.save_period == 0
-                                                      or epoch + 1 == args.num_epochs):
-            path = checkpoint.save_params(args.model_prefix, epoch + 1, model)
-            checkpoint.save_states(args.model_prefix, epoch + 1, {
-                "epoch": epoch + 1, "global_step": global_step, "optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict(), "rng": torch.get_rng_state()})
-            log.info('Saved checkpoint to "%s"', path)
+        if args.model_prefix and ((epoch + 1) % args.save_period == 0 or epoch + 1 == args.num_epochs):
+            check_replicas_agree(model, info)
+            if info.is_primary:
+                path = checkpoint.save_params(args.model_prefix, epoch + 1, model)
+                checkpoint.save_states(args.model_prefix, epoch + 1, {
+                    "epoch": epoch + 1, "global_step": global_step, "optimizer": optimizer.state_dict(),
+                    "scaler": scaler.state_dict(), "rng": torch.get_rng_state()})
+                log.info('Saved checkpoint to "%s"', path)
         if val is not None:
-            for name, value in evaluate(args, model, val, autocast, dist).total_values(args.loss):
+            for name, value in evaluate(args, trained, val, autocast, info).total_values(args.loss):
                 log.info("Epoch[%d] Validation-%s=%f", epoch, name, value)
                 results[f"validation-{name}"] = value
     return results
+
+
+@torch.no_grad()
+def check_replicas_agree(model: nn.Module, info: DistInfo) -> None:
+    """Before saving, make sure every process holds the same weights (what DDP promises), so that the
+    checkpoint rank 0 writes is everyone's."""
+    if not info.distributed:
+        return
+    local = torch.stack([p.detach().double().sum() for p in model.parameters()])
+    spread = dist.all_reduce_sum(torch.stack((local, local.square())), info)
+    mean = spread[0] / info.world_size
+    if not torch.allclose(spread[1] / info.world_size, mean.square(), rtol=1e-9, atol=1e-12):
+        raise FitError("the processes hold different weights; the checkpoint would not be everyone's")
 
 
 def _json_args(args: argparse.Namespace) -> dict:
