@@ -38,9 +38,10 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
-GUARD_SOURCE = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "launch_guard.py")).read()
+GUARD_SOURCE = Path(__file__).with_name("launch_guard.py").read_text()
 STOP_GRACE_S = 5.0  # a stopped worker gets SIGTERM, then SIGKILL this much later
 SSH_TIMEOUT_S = 20.0  # for the reachability probe
 FORWARDED_NAMES = ("PATH", "PYTHONPATH", "LD_LIBRARY_PATH", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
@@ -49,6 +50,7 @@ FORWARDED_PREFIXES = ("CUDA_", "NCCL_", "GLOO_", "TORCH_")
 FREE_PORT_SNIPPET = "import socket; s = socket.socket(); s.bind(('', 0)); print(s.getsockname()[1])"
 HOST_LINE = re.compile(r"(?P<name>[\w.@-]+?)(?::(?P<port>\d+))?(?:\s+slots=(?P<slots>\d+))?")
 ENV_ASSIGNMENT = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)[=:](?P<value>.*)", re.DOTALL)
+OUTPUT_LOCK = threading.Lock()  # workers' lines come out whole, never interleaved
 
 
 class LaunchError(Exception):
@@ -98,7 +100,8 @@ def parse_hostfile(path: str) -> list[Host]:
         match = HOST_LINE.fullmatch(line)
         port = int(match["port"]) if match and match["port"] else None
         slots = int(match["slots"]) if match and match["slots"] else 1
-        if not match or match["name"].startswith("-") or (port is not None and not 0 < port < 65536) or slots < 1:
+        bad_port = port is not None and not 0 < port < 65536
+        if not match or match["name"].startswith("-") or bad_port or slots < 1:
             raise LaunchError(f"hostfile {path}, line {number}: '{line}' is not 'host', 'host:port' "
                               "or 'host slots=N'")
         hosts.append(Host(match["name"], port, slots))
@@ -199,21 +202,20 @@ def sync_directory(hosts: list[Host], src: str, dst: str) -> None:
     run_on_hosts(hosts, commands, "cannot copy the working directory with rsync to")
 
 
-def relay(stream: IO[bytes], prefix: str, out: IO[str], lock: threading.Lock) -> None:
+def relay(stream: IO[bytes], prefix: str, out: IO[str]) -> None:
     for line in iter(stream.readline, b""):
         text = line.decode(errors="replace").rstrip("\n")
-        with lock:
+        with OUTPUT_LOCK:
             out.write(f"{prefix}{text}\n")
             out.flush()
 
 
-def start_worker(rank: int, host: Host, args: list[str], env: dict[str, str] | None,
-                 lock: threading.Lock) -> Worker:
+def start_worker(rank: int, host: Host, args: list[str], env: dict[str, str] | None) -> Worker:
     """Start `args` in its own session, with stdin a pipe that launch.py closes to stop the worker."""
     process = subprocess.Popen(args, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, start_new_session=True)
     prefix = f"[{host.address} {rank}] "
-    relays = [threading.Thread(target=relay, args=(stream, prefix, out, lock), daemon=True)
+    relays = [threading.Thread(target=relay, args=(stream, prefix, out), daemon=True)
               for stream, out in ((process.stdout, sys.stdout), (process.stderr, sys.stderr))]
     for thread in relays:
         thread.start()
@@ -272,7 +274,7 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
         epilog="example: python tools/launch.py -n 2 -H hosts python train_mnist.py --kv-store dist_sync")
     workers = parser.add_argument_group("Workers")
     workers.add_argument("-n", "--num-workers", type=int, required=True,
-                         help="number of machines; one worker (one process group) runs on each")
+                         help="number of workers: one per machine, or per slot of the hostfile")
     workers.add_argument("-s", "--num-servers", type=int,
                          help="ignored: torch.distributed needs no parameter servers")
     workers.add_argument("--launcher", choices=("ssh", "local"),
@@ -309,42 +311,45 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> arg
     return args
 
 
+def prepare_hosts(args: argparse.Namespace, hosts: list[Host], env: dict[str, str]) -> tuple[str, int]:
+    """Check the hosts and copy the working directory to them; return where worker 0 will listen."""
+    if args.launcher == "local":
+        return "127.0.0.1", free_local_port()
+    port = probe_hosts(hosts, env)
+    if args.sync_dst_dir:
+        sync_directory(hosts, os.getcwd(), args.sync_dst_dir)
+    return hosts[0].address, port
+
+
 def main(args: argparse.Namespace) -> int:
     """Launch, watch and stop the workers; return the first failed worker's exit code (0 if none)."""
     if args.num_servers is not None:
         print("launch.py: note: -s/--num-servers is ignored: torch.distributed has no parameter servers",
               file=sys.stderr)
-    extra_env = {"PYTHONUNBUFFERED": "1", **parse_env(args.env)}
+    env = {"PYTHONUNBUFFERED": "1", **parse_env(args.env)}
     if args.launcher == "ssh":
         worker_hosts = assign_hosts(parse_hostfile(args.hostfile), args.num_workers)
-        extra_env = {**forwarded_env(), **extra_env}
+        env = {**forwarded_env(), **env}
     else:
         worker_hosts = [Host("localhost")] * args.num_workers
-    distinct_hosts = list(dict.fromkeys(worker_hosts))
-    workdir = args.sync_dst_dir or os.getcwd()
+        env = {**os.environ, **env}
+    hosts = list(dict.fromkeys(worker_hosts))
 
-    lock = threading.Lock()
-    workers: list[Worker] = []
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, raise_interrupted)
+    workers: list[Worker] = []
     try:
-        if args.launcher == "ssh":
-            master_addr, master_port = worker_hosts[0].address, probe_hosts(distinct_hosts, extra_env)
-            if args.sync_dst_dir:
-                sync_directory(distinct_hosts, os.getcwd(), args.sync_dst_dir)
-        else:
-            master_addr, master_port = "127.0.0.1", free_local_port()
-        print(f"launch.py: {args.num_workers} worker{'s' if args.num_workers > 1 else ''} on {', '.join(map(str, distinct_hosts))}, "
+        master_addr, master_port = prepare_hosts(args, hosts, env)
+        print(f"launch.py: {args.num_workers} worker(s) on {', '.join(map(str, hosts))}, "
               f"rendezvous at {master_addr}:{master_port}", file=sys.stderr)
         for rank, host in enumerate(worker_hosts):
-            env = {**extra_env, **rendezvous_env(rank, args.num_workers, master_addr, master_port)}
+            worker_env = {**env, **rendezvous_env(rank, args.num_workers, master_addr, master_port)}
             if args.launcher == "ssh":
-                remote = remote_command(env, guard_args("python3", args.command), workdir)
-                workers.append(start_worker(rank, host, [*ssh_command(host), "--", host.name, remote],
-                                            None, lock))
+                remote = remote_command(worker_env, guard_args("python3", args.command),
+                                        args.sync_dst_dir or os.getcwd())
+                workers.append(start_worker(rank, host, [*ssh_command(host), "--", host.name, remote], None))
             else:
-                workers.append(start_worker(rank, host, guard_args(sys.executable, args.command),
-                                            {**os.environ, **env}, lock))
+                workers.append(start_worker(rank, host, guard_args(sys.executable, args.command), worker_env))
         failed = wait_for_failure(workers)
         if failed is None:
             return 0
