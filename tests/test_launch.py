@@ -152,6 +152,9 @@ def test_hostfile_formats(tmp_path):
     assert [h.address for h in assign_hosts(hosts, 4)] == ["node1", "node2", "node3", "node3"]
     with pytest.raises(LaunchError, match="room for 4"):
         assign_hosts(hosts, 5)
+    with pytest.raises(LaunchError, match="localhost, is where the others meet"):
+        assign_hosts([Host("localhost"), Host("node1")], 2)
+    assert assign_hosts([Host("127.0.0.1"), Host("127.0.0.2")], 2) == [Host("127.0.0.1"), Host("127.0.0.2")]
 
 
 @pytest.mark.parametrize("line", ["node1 slots=two", "node1:ssh", "node1:0", "-oProxyCommand=x", "a b"])
@@ -276,8 +279,9 @@ def test_ssh_workers_rendezvous_and_all_reduce(sshd, tmp_path):
         assert reduce_line == f"rank={rank} world=2 sum=3"
 
 
-@pytest.mark.skipif(shutil.which("rsync") is None, reason="no rsync here")
 def test_ssh_sync_dst_dir_copies_and_runs_there(sshd, tmp_path):
+    if shutil.which("rsync") is None:  # checked here: the sshd fixture may have just installed it
+        pytest.skip("no rsync here; `bash tests/sshd_fixture.sh install` (as root) installs it")
     cluster = ssh_cluster(sshd, tmp_path, ["127.0.0.2"])
     source, destination = tmp_path / "source", tmp_path / "copy with space" / "project"
     source.mkdir()

@@ -11,6 +11,10 @@ One worker process runs per machine, in the same working directory as here (or i
 output lines come back prefixed with `[host rank]`. When a worker fails, or on Ctrl-C, every worker on
 every host is stopped, and launch.py exits with the failed worker's exit code.
 
+The ssh launcher needs, on every host, ssh logins without a prompt (keys; ~/.ssh/config applies) and
+`python3` on the PATH forwarded from here: each worker runs under tools/launch_guard.py, sent along as
+`python3 -c`, which stops the worker's process group when launch.py stops it, dies, or loses the connection.
+
 The environment each worker gets, on top of the forwarded variables and --env:
 
     MASTER_ADDR, MASTER_PORT   where machine 0 listens for the rendezvous (a port found free there)
@@ -73,6 +77,10 @@ class Host:
     def address(self) -> str:
         return self.name.rpartition("@")[2]
 
+    @property
+    def is_loopback(self) -> bool:
+        return self.address == "localhost" or self.address.startswith("127.")
+
     def __str__(self) -> str:
         return self.name if self.port is None else f"{self.name}:{self.port}"
 
@@ -116,7 +124,11 @@ def assign_hosts(hosts: list[Host], num_workers: int) -> list[Host]:
     if num_workers > len(slots):
         raise LaunchError(f"-n {num_workers} workers, but the hostfile has room for {len(slots)} "
                           "(add hosts or slots=N)")
-    return slots[:num_workers]
+    chosen = slots[:num_workers]
+    if chosen[0].is_loopback and not all(host.is_loopback for host in chosen):
+        raise LaunchError(f"the first host, {chosen[0]}, is where the others meet, but they cannot reach it "
+                          "by a loopback name: write its network name in the hostfile")
+    return chosen
 
 
 def parse_env(assignments: list[str]) -> dict[str, str]:
