@@ -48,6 +48,7 @@ from typing import IO
 GUARD_SOURCE = Path(__file__).with_name("launch_guard.py").read_text()
 STOP_GRACE_S = 5.0  # a stopped worker gets SIGTERM, then SIGKILL this much later
 SSH_TIMEOUT_S = 20.0  # for the reachability probe
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 FORWARDED_NAMES = ("PATH", "PYTHONPATH", "LD_LIBRARY_PATH", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                    "VIRTUAL_ENV", "PYTHONUNBUFFERED")
 FORWARDED_PREFIXES = ("CUDA_", "NCCL_", "GLOO_", "TORCH_")
@@ -160,9 +161,11 @@ def free_local_port() -> int:
 
 
 def ssh_command(host: Host) -> list[str]:
-    """ssh to `host` without ever prompting; the remote command is appended after it."""
+    """ssh to `host` without ever prompting, and giving up within 15 s when the host stops answering
+    (so a machine that dies fails its worker); the remote command is appended after it."""
     port = ["-p", str(host.port)] if host.port is not None else []
-    return ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", *port]
+    return ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", "ServerAliveInterval=5",
+            "-o", "ServerAliveCountMax=3", *port]
 
 
 def remote_command(env: dict[str, str], args: list[str], cwd: str | None = None) -> str:
@@ -246,7 +249,9 @@ def wait_for_failure(workers: list[Worker]) -> Worker | None:
 
 def stop_workers(workers: list[Worker]) -> None:
     """Close each running worker's stdin so its guard stops the command; SIGKILL what is left after the
-    guard's grace, or at once on a second Ctrl-C."""
+    guard's grace."""
+    for signum in STOP_SIGNALS:  # a second Ctrl-C must not cut this short and leave workers behind
+        signal.signal(signum, signal.SIG_IGN)
     running = [w for w in workers if w.process.poll() is None]
     for w in running:
         try:
@@ -257,7 +262,7 @@ def stop_workers(workers: list[Worker]) -> None:
     try:
         for w in running:
             w.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-    except (subprocess.TimeoutExpired, Interrupted):
+    except subprocess.TimeoutExpired:
         pass
     for w in running:
         if w.process.poll() is None:
@@ -347,7 +352,7 @@ def main(args: argparse.Namespace) -> int:
         env = {**os.environ, **env}
     hosts = list(dict.fromkeys(worker_hosts))
 
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    for signum in STOP_SIGNALS:
         signal.signal(signum, raise_interrupted)
     workers: list[Worker] = []
     try:
