@@ -73,6 +73,7 @@ def add_fit_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     train.add_argument("--test-io", type=int, default=0, help="1 means test reading speed without training")
     train.add_argument("--dtype", type=str, default="float32", choices=tuple(DTYPES),
                        help="precision: float16/bfloat16 run under autocast with float32 master weights")
+    train.add_argument("--compile", type=int, default=0, help="1 compiles the network with torch.compile")
     train.add_argument("--seed", type=int, default=0, help="random seed: same seed, same run")
     train.add_argument("--log-file", type=str, help="also append the log lines to this file")
     return train
@@ -391,8 +392,9 @@ def _train(args: argparse.Namespace, model: nn.Module, data_loader: Callable, in
     else:
         initialize(model, args.initializer, args.network)
     model.to(info.device, memory_format=torch.channels_last)
-    trained = DistributedDataParallel(model, device_ids=[info.device] if info.device.type == "cuda" else None) \
-        if info.distributed else model
+    trained = torch.compile(model) if args.compile else model  # weights loaded, then compile, then DDP
+    if info.distributed:
+        trained = DistributedDataParallel(trained, device_ids=[info.device] if info.device.type == "cuda" else None)
 
     optimizer = build_optimizer(args, model)
     dtype = DTYPES[args.dtype]

@@ -1,0 +1,47 @@
+"""Several training processes on this CPU (gloo), started by tools/launch.py as on several machines."""
+import pytest
+import torch
+
+from common import checkpoint, mxnet_params
+from conftest import run_script
+
+COMMON = ("--network", "mlp", "--batch-size", "32", "--num-epochs", "1", "--lr", "0.1", "--disp-batches", "5")
+
+
+def test_two_processes_match_one_with_the_same_global_batch(fake_mnist, tmp_path):
+    one, two = str(tmp_path / "one"), str(tmp_path / "two")
+    single = run_script("train_mnist.py", "--data-dir", str(fake_mnist), *COMMON, "--model-prefix", one)
+    assert single.returncode == 0, single.stderr
+    both = run_script("tools/launch.py", "-n", "2", "--launcher", "local", "python", "train_mnist.py",
+                      "--data-dir", str(fake_mnist), *COMMON, "--model-prefix", two, "--kv-store", "dist_sync")
+    assert both.returncode == 0, both.stdout + both.stderr
+    a = mxnet_params.load(checkpoint.params_path(one, 1))
+    b = mxnet_params.load(checkpoint.params_path(two, 1))  # written by rank 0 after checking all ranks agree
+    for name in a:
+        torch.testing.assert_close(torch.from_numpy(b[name]), torch.from_numpy(a[name]), rtol=1e-4, atol=1e-5)
+    accuracy = [line.rsplit("=", 1)[1] for line in (single.stderr + both.stdout + both.stderr).splitlines()
+                if "Validation-accuracy" in line]
+    assert len(accuracy) == 2 and abs(float(accuracy[0]) - float(accuracy[1])) < 0.01, accuracy
+    assert "Node[0]" in both.stdout + both.stderr
+
+
+def test_dist_kv_store_without_launcher_is_one_line_error(fake_mnist):
+    result = run_script("train_mnist.py", "--data-dir", str(fake_mnist), "--kv-store", "dist_sync")
+    assert result.returncode == 2 and "start it with tools/launch.py" in result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("options, message", [
+    (("--kv-store", "dist_async"), "synchronous"),
+    (("--gpus", "0,1"), "asked for a GPU but this machine has none"),
+])
+def test_bad_combinations_are_one_line_errors(fake_mnist, options, message):
+    result = run_script("train_mnist.py", "--data-dir", str(fake_mnist), *options)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert message in result.stderr.strip().splitlines()[-1]
+
+
+def test_batch_smaller_than_processes_is_one_line_error(fake_mnist):
+    result = run_script("tools/launch.py", "-n", "2", "--launcher", "local", "python", "train_mnist.py",
+                        "--data-dir", str(fake_mnist), "--batch-size", "1", "--kv-store", "dist_sync")
+    assert result.returncode != 0
+    assert "--batch-size 1 is smaller than the 2 processes" in result.stdout + result.stderr
