@@ -233,20 +233,21 @@ def _records(path: str, lines: list[str]) -> Iterator[dict]:
 def summarize(records: Iterable[dict]) -> list[EpochSummary]:
     """Gather records into one summary per epoch, in epoch order.
 
-    A resumed run appends records that go back in time (an epoch, or a batch within an epoch, before the
-    previous record); from there on the new records replace the old ones, so the summaries describe the
-    run as it finally went."""
+    A resumed run appends records that go back in time (an epoch, or a batch window within an epoch, before
+    the previous record, or the same window again); from there on the new records replace the old ones,
+    so the summaries describe the run as it finally went."""
     epochs: dict[int, EpochSummary] = {}
     last_position = (-1, -1.0)
     for record in records:
         epoch = record["epoch"]
-        position = (epoch, record["batch"] if record["kind"] == "batch" else math.inf)
-        if position < last_position:
+        is_batch = record["kind"] == "batch"
+        position = (epoch, record["batch"] if is_batch else math.inf)
+        if position < last_position or (is_batch and position == last_position):
             for stale in [e for e in epochs if e >= epoch]:
                 del epochs[stale]
         last_position = position
         summary = epochs.setdefault(epoch, EpochSummary(epoch))
-        if record["kind"] == "batch":
+        if is_batch:
             summary.speeds.append(record["samples_per_sec"])
         else:
             summary.train.update(record.get("train", {}))
