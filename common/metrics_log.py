@@ -51,7 +51,8 @@ class _TensorBoardWriter:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise RuntimeError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
+            message = "--tensorboard needs the tensorboard package: pip install tensorboard"
+            raise RuntimeError(message) from None
         self.writer = SummaryWriter(log_dir)
         self.batches_per_epoch = batches_per_epoch
 
@@ -203,7 +204,8 @@ def _parse_json_line(line: str) -> dict | None:
     if not isinstance(record, dict) or not isinstance(record.get("epoch"), int):
         return None
     if record.get("kind") == "batch":
-        whole = isinstance(record.get("batch"), int) and isinstance(record.get("samples_per_sec"), (int, float))
+        whole = (isinstance(record.get("batch"), int)
+                 and isinstance(record.get("samples_per_sec"), (int, float)))
     else:
         whole = (record.get("kind") == "epoch" and isinstance(record.get("train", {}), dict)
                  and isinstance(record.get("validation", {}), dict))
@@ -211,8 +213,9 @@ def _parse_json_line(line: str) -> dict | None:
 
 
 def _is_metrics_file(lines: list[str]) -> bool:
+    # Log lines never start with '{'; the first line of a metrics file may be one torn by a crash.
     first = next((line for line in lines if line.strip()), "")
-    return first.lstrip().startswith("{") and _parse_json_line(first) is not None
+    return first.lstrip().startswith("{")
 
 
 def _records(path: str, lines: list[str]) -> Iterator[dict]:

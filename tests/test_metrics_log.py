@@ -71,7 +71,8 @@ def test_sigkilled_writer_leaves_only_whole_lines(tmp_path):
 def test_records_have_one_schema_and_plain_numbers(tmp_path):
     path = str(tmp_path / "run" / "metrics.jsonl")  # the folder is created
     with MetricsLog(path) as log:
-        log.log_batch(0, 19, np.float32(100.5), torch.tensor(0.1), {"accuracy": torch.tensor(0.25)}, elapsed=1)
+        log.log_batch(0, 19, np.float32(100.5), torch.tensor(0.1), {"accuracy": torch.tensor(0.25)},
+                      elapsed=1)
         log.log_epoch(0, None, 0.1, {"accuracy": np.float64(0.5)}, {}, elapsed=np.float32(3.0))
     batch, epoch = read_lines(path)
     keys = ["kind", "epoch", "batch", "samples_per_sec", "lr", "train", "validation", "time", "elapsed"]
@@ -83,14 +84,17 @@ def test_records_have_one_schema_and_plain_numbers(tmp_path):
 
 def test_line_torn_by_a_crash_is_skipped_and_kept_apart(tmp_path, caplog):
     path = tmp_path / "metrics.jsonl"
+    torn = '{"kind": "batch", "epo'  # what a power cut can leave
+    path.write_text(torn)
     with MetricsLog(str(path)) as log:
         log.log_epoch(0, 10.0, 0.1, {"accuracy": 0.5}, {}, elapsed=1.0)
     with open(path, "a") as f:
-        f.write('{"kind": "batch", "epo')  # what a power cut can leave
+        f.write(torn)
     with MetricsLog(str(path)) as log:
         log.log_epoch(1, 10.0, 0.1, {"accuracy": 0.6}, {}, elapsed=1.0)
+    assert path.read_text().splitlines()[::2] == [torn, torn]
     assert [s.train["accuracy"] for s in read_epochs(str(path))] == [0.5, 0.6]
-    assert "metrics.jsonl:2: skipped" in caplog.text
+    assert "metrics.jsonl:1: skipped" in caplog.text and "metrics.jsonl:3: skipped" in caplog.text
 
 
 def test_log_lines_in_every_known_dress(tmp_path):

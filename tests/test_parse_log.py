@@ -9,7 +9,8 @@ import pytest
 from common.metrics_log import MetricsLog
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MXNET_LOG = os.path.join(REPO, "tests", "data", "mxnet-mnist.log")  # written by hand from FORMATS.md section 7
+# Written by hand from FORMATS.md section 7.
+MXNET_LOG = os.path.join(REPO, "tests", "data", "mxnet-mnist.log")
 
 EXPECTED = """\
 | epoch | train-accuracy | train-top_k_accuracy_5 | val-accuracy | val-top_k_accuracy_5 | time | samples/sec |
@@ -19,7 +20,8 @@ EXPECTED = """\
 | 3     | 0.970500       | 0.999600               | 0.972100     | 0.999500             | 1.9  | 33800.0     |
 """
 
-# The run of MXNET_LOG as our metrics file: (epoch, windows [(batch, speed, accuracy, top5)], train, time, val).
+# The run of MXNET_LOG as our metrics file:
+# (epoch, windows [(batch, speed, accuracy, top5)], train, time cost, validation).
 RUN = [
     (0, [(20, 30120.55, 0.712891, 0.93125), (40, 31020.12, 0.890625, 0.9875)], (0.901042, 0.99), 2.034,
      (0.95, 0.998)),
@@ -34,7 +36,8 @@ def metrics(pair):
 
 
 def parse_log(*args):
-    return subprocess.run([sys.executable, "tools/parse_log.py", *args], cwd=REPO, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "tools/parse_log.py", *args], cwd=REPO, capture_output=True,
+                          text=True)
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ BLUE, ORANGE = (0x1F, 0x77, 0xB4), (0xFF, 0x7F, 0x0E)  # matplotlib's C0 and C1:
 
 
 def plot_log(*args):
-    return subprocess.run([sys.executable, "tools/plot_log.py", *args], cwd=REPO, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "tools/plot_log.py", *args], cwd=REPO, capture_output=True,
+                          text=True)
 
 
 def has_colour(path, rgb):
@@ -37,7 +38,8 @@ def second_run(tmp_path):
 
 def test_two_runs_make_a_png_of_the_expected_size(tmp_path, second_run):
     out = tmp_path / "curves.png"
-    result = plot_log(MXNET_LOG, second_run, "-o", str(out), "--labels", "mxnet,pytorch", "--title", "MNIST mlp")
+    result = plot_log(MXNET_LOG, second_run, "-o", str(out), "--labels", "mxnet,pytorch",
+                      "--title", "MNIST mlp")
     assert (result.returncode, result.stderr) == (0, "")
     with Image.open(out) as image:
         assert (image.format, image.size) == ("PNG", (1500, 400))
@@ -52,10 +54,10 @@ def test_two_runs_make_a_png_of_the_expected_size(tmp_path, second_run):
 def test_speedup_plot_with_the_same_helper(tmp_path):
     gpus = [1, 2, 4, 8]
     out = str(tmp_path / "speedup.png")
-    save_line_plots([Panel("ResNet-50 speedup", "GPUs", "speedup over 1 GPU", integer_x=True, y_from_zero=True,
-                           series=[Series("measured", gpus, [1.0, 1.9, 3.6, 6.8]),
-                                   Series("ideal (linear)", gpus, gpus, linestyle="--", marker="")]),
-                     Panel("Empty", "x", "y")], out)
+    speedup = Panel("ResNet-50 speedup", "GPUs", "speedup over 1 GPU", integer_x=True, y_from_zero=True,
+                    series=[Series("measured", gpus, [1.0, 1.9, 3.6, 6.8]),
+                            Series("ideal (linear)", gpus, gpus, linestyle="--", marker="")])
+    save_line_plots([speedup, Panel("Empty", "x", "y")], out)
     with Image.open(out) as image:
         assert image.size == (1000, 400)
     assert has_colour(out, BLUE) and has_colour(out, ORANGE)

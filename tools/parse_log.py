@@ -52,7 +52,8 @@ def check_metric_names(path: str, summaries: list[EpochSummary], names: list[str
     found = sorted(set().union(*(s.train.keys() | s.validation.keys() for s in summaries)))
     unknown = [name for name in names if name not in found]
     if found and unknown:
-        raise MetricsLogError(f"{path}: no metric {', '.join(map(repr, unknown))} in it (it has: {', '.join(found)})")
+        raise MetricsLogError(f"{path}: no metric {', '.join(map(repr, unknown))} in it "
+                              f"(it has: {', '.join(found)})")
 
 
 def epoch_rows(summaries: list[EpochSummary], names: list[str]) -> list[Row]:

@@ -27,7 +27,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("logfile", nargs="+", metavar="LOGFILE",
                         help="training logs (ours or MXNet's) or metrics files, one line each in the plots")
     group = parser.add_argument_group("Output")
-    group.add_argument("-o", "--output", default="curves.png", help="image file to write (default: curves.png)")
+    group.add_argument("-o", "--output", default="curves.png",
+                       help="image file to write (default: curves.png)")
     group.add_argument("--labels", type=lambda text: text.split(","), metavar="NAMES",
                        help="comma-separated legend names, one per LOGFILE (default: the file names)")
     group.add_argument("--metric", default="accuracy",
