@@ -10,8 +10,9 @@ epoch, every line with the same keys:
 `batch` is the 0-based number of the window's last batch (B in the log line `Batch [A-B]`) and null on
 epoch lines; `train` holds the window's metrics on batch lines and the epoch's on epoch lines; `time` is
 the wall clock (Unix seconds) and `elapsed` the seconds spent training the epoch so far, so at an epoch
-line it is MXNet's `Time cost`. Every line reaches the file in one write and epoch lines are fsync'd, so
-a killed run leaves whole lines only; a resumed run appends to the same file.
+line it is MXNet's `Time cost`. Every line reaches the file in one write that a kill cannot cut short
+(see `MetricsLog._write_line`) and epoch lines are fsync'd, so a killed run leaves whole lines only; a
+resumed run appends to the same file.
 
 Reading: `read_epochs(path)` turns such a file, or a log of our or MXNet's log lines (FORMATS.md section 7,
 with any prefix such as `INFO:root:` or a timestamp), into one `EpochSummary` per epoch.
@@ -28,6 +29,9 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping
 
 logger = logging.getLogger(__name__)
+
+# Linux ends a write to a file early for SIGKILL only between pages of the file (4 KiB or a multiple).
+PAGE_SIZE = 4096
 
 
 class MetricsLogError(ValueError):
@@ -95,7 +99,8 @@ class MetricsLog:
         if path is not None:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            if not _ends_with_newline(path):
+            self._size = os.fstat(self._fd).st_size
+            if _ends_in_a_torn_line(path):
                 # A line torn by a power cut stays on its own line instead of spoiling our first one.
                 self._write_bytes(b"\n")
 
@@ -126,15 +131,26 @@ class MetricsLog:
 
     def _write(self, record: dict, sync: bool) -> None:
         if self._fd is not None:
-            self._write_bytes((json.dumps(record) + "\n").encode())
+            self._write_line((json.dumps(record) + "\n").encode())
             if sync:
                 os.fsync(self._fd)
         if self._tensorboard is not None:
             self._tensorboard.write(record)
 
+    def _write_line(self, line: bytes) -> None:
+        """A kill can stop the write only where it crosses a page boundary. A line that would straddle one
+        is written after spaces that fill the page instead: a kill then leaves nothing but spaces, which
+        JSON ignores at the start of the next line. (Lines longer than a page cannot be protected so.)"""
+        room = PAGE_SIZE - self._size % PAGE_SIZE
+        if room < len(line) <= PAGE_SIZE:
+            line = b" " * room + line
+        self._write_bytes(line)
+
     def _write_bytes(self, data: bytes) -> None:
         while data:  # os.write writes everything at once except when the disk is nearly full
-            data = data[os.write(self._fd, data):]
+            written = os.write(self._fd, data)
+            self._size += written
+            data = data[written:]
 
 
 def _record(kind: str, epoch: int, batch: int | None, samples_per_sec: float | None, lr: float,
@@ -147,12 +163,11 @@ def _record(kind: str, epoch: int, batch: int | None, samples_per_sec: float | N
             "time": time.time(), "elapsed": float(elapsed)}
 
 
-def _ends_with_newline(path: str) -> bool:
+def _ends_in_a_torn_line(path: str) -> bool:
+    """Whether the file ends in something other than a newline or the spaces of `_write_line`."""
     with open(path, "rb") as f:
-        if f.seek(0, os.SEEK_END) == 0:
-            return True
-        f.seek(-1, os.SEEK_END)
-        return f.read(1) == b"\n"
+        f.seek(max(0, f.seek(0, os.SEEK_END) - PAGE_SIZE))
+        return f.read().rpartition(b"\n")[2].strip() != b""
 
 
 # ---------------------------------------------------------------------------------------------- reading

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from common.metrics_log import MetricsLog, read_epochs, tensorboard_available
+from common.metrics_log import PAGE_SIZE, MetricsLog, read_epochs, tensorboard_available
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Writes metrics as fast as it can until it is killed. 100 metrics make lines of ~3 KB, so a line
-# written in pieces or left in a write buffer would show up as a torn line.
+# Writes metrics as fast as it can until it is killed. 100 metrics make lines of ~3 KB (under a page, see
+# MetricsLog._write_line), so a line written in pieces or left in a write buffer would show up torn.
 WRITER = """
 import sys
 from common.metrics_log import MetricsLog
@@ -24,7 +24,7 @@ epoch = 0
 while True:
     for batch in range(19, 1000, 20):
         log.log_batch(epoch, batch, 1000.0, 0.1, metrics, elapsed=1.0)
-    log.log_epoch(epoch, 1000.0, 0.1, metrics, metrics, elapsed=50.0)
+    log.log_epoch(epoch, 1000.0, 0.1, metrics, {"accuracy": 0.5}, elapsed=50.0)
     epoch += 1
 """
 
@@ -50,8 +50,9 @@ def test_sigkilled_writer_leaves_only_whole_lines(tmp_path):
     assert child.returncode == -signal.SIGKILL
 
     with open(path, "rb") as f:
-        assert f.read().endswith(b"\n")
-    records = read_lines(path)  # every line parses
+        *lines, tail = f.read().split(b"\n")
+    assert tail.strip() == b""  # at most the spaces that begin a line the kill stopped (see MetricsLog)
+    records = [json.loads(line) for line in lines]  # every line parses
     positions = [(r["epoch"], r["batch"]) for r in records]
     expected = [(e, b) for e in range(positions[-1][0] + 1) for b in [*range(19, 1000, 20), None]]
     assert positions == expected[:len(positions)]  # nothing lost or doubled before the kill
@@ -66,6 +67,24 @@ def test_sigkilled_writer_leaves_only_whole_lines(tmp_path):
     last = read_epochs(path)[-1]
     assert (last.epoch, last.speeds, last.train, last.validation, last.time_cost) == (
         killed_epoch, [2000.0], {"accuracy": 0.6}, {"accuracy": 0.7}, 9.0)
+
+
+def test_no_line_straddles_a_page(tmp_path):
+    """What makes lines whole under SIGKILL: a write is cut short only at a page boundary of the file."""
+    path = tmp_path / "metrics.jsonl"
+    with MetricsLog(str(path)) as log:
+        for batch in range(300):
+            log.log_batch(0, batch, 100.0, 0.1, {f"m{i}": 0.5 for i in range(batch % 150)}, elapsed=1.0)
+    data = path.read_bytes()
+    batches, start = [], 0
+    while start < len(data):
+        end = data.index(b"\n", start)
+        line = data[start:end]
+        first = end - len(line.lstrip(b" "))
+        assert first // PAGE_SIZE == end // PAGE_SIZE  # the record and its newline lie in one page
+        batches.append(json.loads(line)["batch"])
+        start = end + 1
+    assert batches == list(range(300))
 
 
 def test_records_have_one_schema_and_plain_numbers(tmp_path):
@@ -95,6 +114,18 @@ def test_line_torn_by_a_crash_is_skipped_and_kept_apart(tmp_path, caplog):
     assert path.read_text().splitlines()[::2] == [torn, torn]
     assert [s.train["accuracy"] for s in read_epochs(str(path))] == [0.5, 0.6]
     assert "metrics.jsonl:1: skipped" in caplog.text and "metrics.jsonl:3: skipped" in caplog.text
+
+
+def test_resume_after_a_kill_in_the_padding_continues_the_line(tmp_path, caplog):
+    path = tmp_path / "metrics.jsonl"
+    with MetricsLog(str(path)) as log:
+        log.log_epoch(0, 10.0, 0.1, {"accuracy": 0.5}, {}, elapsed=1.0)
+    with open(path, "a") as f:
+        f.write(" " * 100)  # the kill came while the spaces before a line were written
+    with MetricsLog(str(path)) as log:
+        log.log_epoch(1, 10.0, 0.1, {"accuracy": 0.6}, {}, elapsed=1.0)
+    assert [json.loads(line)["epoch"] for line in path.read_text().splitlines()] == [0, 1]
+    assert caplog.text == ""
 
 
 def test_log_lines_in_every_known_dress(tmp_path):
