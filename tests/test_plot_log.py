@@ -67,6 +67,7 @@ def test_speedup_plot_with_the_same_helper(tmp_path):
     (["missing.log"], 1, "plot_log.py: error: missing.log: no such file"),
     ([MXNET_LOG, "--metric", "top1"], 1, "plot_log.py: error: no metric 'top1' in"),
     ([MXNET_LOG, "--labels", "a,b"], 2, "plot_log.py: error: --labels names 2 runs but 1 LOGFILEs are given"),
+    ([MXNET_LOG, "--dpi", "0"], 2, "plot_log.py: error: --dpi must be a positive number"),
     ([MXNET_LOG, "-o", "curves.xyz"], 1, "plot_log.py: error: cannot write curves.xyz: Format 'xyz' is not"),
 ])
 def test_user_mistakes_get_one_line(tmp_path, args, code, message):

@@ -78,6 +78,8 @@ if __name__ == "__main__":
     args = parser.parse_args()
     if args.labels and len(args.labels) != len(args.logfile):
         parser.error(f"--labels names {len(args.labels)} runs but {len(args.logfile)} LOGFILEs are given")
+    if args.dpi <= 0:
+        parser.error("--dpi must be a positive number of pixels per inch")
     try:
         main(args)
     except MetricsLogError as e:
