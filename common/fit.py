@@ -25,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from common import checkpoint, dist
 from common.dist import DistInfo
+from common.metrics_log import MetricsLog, tensorboard_available
 
 log = logging.getLogger("fit")
 
@@ -76,6 +77,10 @@ def add_fit_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     train.add_argument("--compile", type=int, default=0, help="1 compiles the network with torch.compile")
     train.add_argument("--seed", type=int, default=0, help="random seed: same seed, same run")
     train.add_argument("--log-file", type=str, help="also append the log lines to this file")
+    train.add_argument("--log-dir", type=str,
+                       help="write metrics.jsonl here (with --model-prefix it goes to PREFIX-metrics.jsonl)")
+    train.add_argument("--tensorboard", type=str, metavar="DIR",
+                       help="also write TensorBoard scalars to DIR (needs the tensorboard package)")
     return train
 
 
@@ -114,6 +119,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise FitError(f"--disp-batches must be positive, got {args.disp_batches}")
     if args.load_epoch is not None and not args.model_prefix:
         raise FitError("--load-epoch needs --model-prefix to know which checkpoint to load")
+    if args.tensorboard and not tensorboard_available():
+        raise FitError("--tensorboard needs the tensorboard package: pip install tensorboard")
     if args.kv_store == "dist_async":
         raise FitError("--kv-store dist_async is not supported: training is synchronous "
                        "(use dist_sync or dist_device_sync)")
@@ -273,31 +280,44 @@ class Normalizer:
         return torch.addcmul(self.shift, images.float(), self.scale)
 
 
-def train_one_epoch(args, epoch: int, model: nn.Module, loader, optimizer: torch.optim.Optimizer,
-                    scaler: torch.amp.GradScaler, autocast: Callable, info: DistInfo,
-                    global_step: int, steps_per_epoch: int) -> tuple[Meter, int]:
-    """One pass over `loader`; logs MXNet's Speedometer lines every --disp-batches; returns the
-    epoch's meter and the updated global step."""
+@dataclass
+class Training:
+    """What the loop works with, built once by `_train`."""
+    args: argparse.Namespace
+    model: nn.Module  # what runs: possibly compiled and wrapped in DistributedDataParallel
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    autocast: Callable
+    info: DistInfo
+    metrics: MetricsLog
+    steps_per_epoch: int
+    global_step: int = 0
+
+
+def train_one_epoch(t: Training, epoch: int, loader) -> Meter:
+    """One pass over `loader`; logs MXNet's Speedometer lines every --disp-batches; returns the epoch's
+    meter. Advances `t.global_step`."""
+    args, info = t.args, t.info
     normalize = Normalizer(loader, info.device)
     meter = Meter(args.top_k, info, capacity=args.disp_batches + 1)
-    window_start = 0
-    model.train()
+    window_start, epoch_start = 0, time.time()
+    t.model.train()
     loader.set_epoch(epoch)
     bar = tqdm(total=len(loader), desc=f"Epoch {epoch}", leave=False, disable=None if info.is_primary else True)
     for nbatch, (images, labels) in enumerate(loader):
         images = normalize(images)
         labels = labels.to(info.device, non_blocking=True)
-        lr = learning_rate(args, global_step, steps_per_epoch)
-        for group in optimizer.param_groups:
+        lr = learning_rate(args, t.global_step, t.steps_per_epoch)
+        for group in t.optimizer.param_groups:
             group["lr"] = lr
-        with autocast():
-            logits = model(images)
+        with t.autocast():
+            logits = t.model(images)
             loss_sum = F.cross_entropy(logits.float(), labels, reduction="sum")
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss_sum / len(labels)).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        global_step += 1
+        t.optimizer.zero_grad(set_to_none=True)
+        t.scaler.scale(loss_sum / len(labels)).backward()
+        t.scaler.step(t.optimizer)
+        t.scaler.update()
+        t.global_step += 1
         meter.update(logits, labels, loss_sum)
         bar.update(1)
         if nbatch == 0:
@@ -309,26 +329,28 @@ def train_one_epoch(args, epoch: int, model: nn.Module, loader, optimizer: torch
                                "try a lower --lr or check the input data")
         if nbatch % args.disp_batches == 0 and nbatch > 0:
             speed = args.disp_batches * args.batch_size / (time.time() - tic)
+            window = meter.window_values(args.loss)
             log.info("Epoch[%d] Batch [%d-%d]\tSpeed: %.2f samples/sec\t%s", epoch, nbatch - args.disp_batches,
-                     nbatch, speed, format_metrics(meter.window_values(args.loss)))
+                     nbatch, speed, format_metrics(window))
+            t.metrics.log_batch(epoch, nbatch, speed, lr, dict(window), time.time() - epoch_start)
             bar.set_postfix_str(f"{speed:.0f} samples/sec")
             meter.next_window()
             window_start = nbatch + 1
             tic = time.time()
     bar.close()
-    return meter, global_step
+    return meter
 
 
 @torch.no_grad()
-def evaluate(args, model: nn.Module, loader, autocast: Callable, info: DistInfo) -> Meter:
-    normalize = Normalizer(loader, info.device)
-    meter = Meter(args.top_k, info, capacity=len(loader))
-    model.eval()
+def evaluate(t: Training, loader) -> Meter:
+    normalize = Normalizer(loader, t.info.device)
+    meter = Meter(t.args.top_k, t.info, capacity=len(loader))
+    t.model.eval()
     for images, labels in loader:
         images = normalize(images)
-        labels = labels.to(info.device, non_blocking=True)
-        with autocast():
-            logits = model(images)
+        labels = labels.to(t.info.device, non_blocking=True)
+        with t.autocast():
+            logits = t.model(images)
         meter.update(logits, labels, F.cross_entropy(logits.float(), labels, reduction="sum"))
     return meter
 
@@ -380,59 +402,77 @@ def _train(args: argparse.Namespace, model: nn.Module, data_loader: Callable, in
         return {}
 
     begin_epoch = args.load_epoch or 0
-    states = None
-    if args.load_epoch:
-        checkpoint.load_params(model, args.model_prefix, args.load_epoch)
-        log.info("Loaded %s", checkpoint.params_path(args.model_prefix, args.load_epoch))
-        if os.path.exists(checkpoint.states_path(args.model_prefix, args.load_epoch)):
-            states = checkpoint.load_states(args.model_prefix, args.load_epoch)
-        else:
-            log.warning("no optimizer state %s: continuing with a fresh optimizer",
-                        checkpoint.states_path(args.model_prefix, args.load_epoch))
-    else:
-        initialize(model, args.initializer, args.network)
+    states = restore(args, model) if args.load_epoch else initialize(model, args.initializer, args.network)
     model.to(info.device, memory_format=torch.channels_last)
     trained = torch.compile(model) if args.compile else model  # weights loaded, then compile, then DDP
     if info.distributed:
         trained = DistributedDataParallel(trained, device_ids=[info.device] if info.device.type == "cuda" else None)
 
-    optimizer = build_optimizer(args, model)
     dtype = DTYPES[args.dtype]
-    scaler = torch.amp.GradScaler(info.device.type, enabled=dtype == torch.float16)
-    autocast = (lambda: torch.autocast(info.device.type, dtype=dtype)) if dtype != torch.float32 \
-        else contextlib.nullcontext
-    steps_per_epoch = len(train)
-    global_step = begin_epoch * steps_per_epoch
+    t = Training(
+        args, trained, build_optimizer(args, model),
+        scaler=torch.amp.GradScaler(info.device.type, enabled=dtype == torch.float16),
+        autocast=(lambda: torch.autocast(info.device.type, dtype=dtype)) if dtype != torch.float32
+        else contextlib.nullcontext,
+        info=info, metrics=MetricsLog(metrics_path(args) if info.is_primary else None,
+                                      args.tensorboard if info.is_primary else None, len(train)),
+        steps_per_epoch=len(train), global_step=begin_epoch * len(train))
     if states is not None:
-        optimizer.load_state_dict(states["optimizer"])
-        scaler.load_state_dict(states["scaler"])
+        t.optimizer.load_state_dict(states["optimizer"])
+        t.scaler.load_state_dict(states["scaler"])
         torch.set_rng_state(states["rng"])
-        global_step = states["global_step"]
+        t.global_step = states["global_step"]
     if args.model_prefix and info.is_primary:
         checkpoint.save_symbol(args.model_prefix, args.network, _json_args(args))
 
     results: dict[str, float] = {}
-    for epoch in range(begin_epoch, args.num_epochs):
-        tic = time.time()
-        meter, global_step = train_one_epoch(args, epoch, trained, train, optimizer, scaler, autocast, info,
-                                             global_step, steps_per_epoch)
-        for name, value in meter.total_values(args.loss):
-            log.info("Epoch[%d] Train-%s=%f", epoch, name, value)
-            results[name] = value
-        log.info("Epoch[%d] Time cost=%.3f", epoch, time.time() - tic)
-        if args.model_prefix and ((epoch + 1) % args.save_period == 0 or epoch + 1 == args.num_epochs):
-            check_replicas_agree(model, info)
-            if info.is_primary:
-                path = checkpoint.save_params(args.model_prefix, epoch + 1, model)
-                checkpoint.save_states(args.model_prefix, epoch + 1, {
-                    "epoch": epoch + 1, "global_step": global_step, "optimizer": optimizer.state_dict(),
-                    "scaler": scaler.state_dict(), "rng": torch.get_rng_state()})
-                log.info('Saved checkpoint to "%s"', path)
-        if val is not None:
-            for name, value in evaluate(args, trained, val, autocast, info).total_values(args.loss):
+    with t.metrics:
+        for epoch in range(begin_epoch, args.num_epochs):
+            tic = time.time()
+            train_values = train_one_epoch(t, epoch, train).total_values(args.loss)
+            for name, value in train_values:
+                log.info("Epoch[%d] Train-%s=%f", epoch, name, value)
+            time_cost = time.time() - tic
+            log.info("Epoch[%d] Time cost=%.3f", epoch, time_cost)
+            if args.model_prefix and ((epoch + 1) % args.save_period == 0 or epoch + 1 == args.num_epochs):
+                save(t, model, epoch + 1)
+            val_values = evaluate(t, val).total_values(args.loss) if val is not None else []
+            for name, value in val_values:
                 log.info("Epoch[%d] Validation-%s=%f", epoch, name, value)
-                results[f"validation-{name}"] = value
+            t.metrics.log_epoch(epoch, len(train) * args.batch_size / time_cost,
+                                learning_rate(args, t.global_step - 1, t.steps_per_epoch),
+                                dict(train_values), dict(val_values), time_cost)
+            results = {**dict(train_values), **{f"validation-{k}": v for k, v in val_values}}
     return results
+
+
+def restore(args: argparse.Namespace, model: nn.Module) -> dict | None:
+    """Load the weights saved after --load-epoch; return the saved training state, if there is one."""
+    checkpoint.load_params(model, args.model_prefix, args.load_epoch)
+    log.info("Loaded %s", checkpoint.params_path(args.model_prefix, args.load_epoch))
+    states = checkpoint.states_path(args.model_prefix, args.load_epoch)
+    if os.path.exists(states):
+        return checkpoint.load_states(args.model_prefix, args.load_epoch)
+    log.warning("no optimizer state %s: continuing with a fresh optimizer", states)
+    return None
+
+
+def save(t: Training, model: nn.Module, epoch: int) -> None:
+    """Checkpoint after `epoch` epochs, from rank 0, once all processes are known to agree."""
+    check_replicas_agree(model, t.info)
+    if t.info.is_primary:
+        path = checkpoint.save_params(t.args.model_prefix, epoch, model)
+        checkpoint.save_states(t.args.model_prefix, epoch, {
+            "epoch": epoch, "global_step": t.global_step, "optimizer": t.optimizer.state_dict(),
+            "scaler": t.scaler.state_dict(), "rng": torch.get_rng_state()})
+        log.info('Saved checkpoint to "%s"', path)
+
+
+def metrics_path(args: argparse.Namespace) -> str | None:
+    """`PREFIX-metrics.jsonl` beside the checkpoints, else `LOG_DIR/metrics.jsonl`, else none."""
+    if args.model_prefix:
+        return f"{args.model_prefix}-metrics.jsonl"
+    return os.path.join(args.log_dir, "metrics.jsonl") if args.log_dir else None
 
 
 @torch.no_grad()

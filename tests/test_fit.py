@@ -161,3 +161,32 @@ def test_bad_options_are_one_line_errors(fake_mnist, option, value, message):
 def test_label_outside_num_classes_is_one_line_error(fake_mnist):
     one_line_error(run_script("train_mnist.py", "--data-dir", str(fake_mnist), "--num-classes", "5"),
                    "outside --num-classes 5")
+
+
+def test_killed_run_leaves_whole_metrics_lines_and_resume_appends(fake_mnist, tmp_path):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+    prefix = str(tmp_path / "m")
+    metrics = prefix + "-metrics.jsonl"
+    command = [sys.executable, "train_mnist.py", "--data-dir", str(fake_mnist), "--disp-batches", "1",
+               "--batch-size", "8", "--num-epochs", "50", "--model-prefix", prefix]
+    child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (os.path.exists(prefix + "-0001.params") and
+                                          os.path.getsize(metrics) > 20_000):
+        time.sleep(0.2)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    lines = open(metrics).read().splitlines()
+    records = [json.loads(line) for line in lines]  # every line parses
+    assert {"batch", "epoch"} <= {r["kind"] for r in records}
+    train_mnist.main(mnist_args(fake_mnist, "--batch-size", "8", "--num-epochs", "2", "--model-prefix", prefix,
+                                "--load-epoch", "1", "--disp-batches", "40"))
+    resumed = [json.loads(line) for line in open(metrics).read().splitlines()]
+    assert resumed[:len(records)] == records and resumed[-1] == {**resumed[-1], "kind": "epoch", "epoch": 1}
