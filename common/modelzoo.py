@@ -119,12 +119,13 @@ def _read_records(path: str) -> dict:
         raise ModelZooError(f"{path} is not valid JSON ({e}); delete it to record the files again") from None
 
 
-def resolve(model: str, load_epoch: int | None, model_dir: str = "model/") -> tuple[str, int]:
+def resolve(model: str, epoch: int | None, model_dir: str = "model/", epoch_option: str = "--load-epoch"
+            ) -> tuple[str, int]:
     """`--model`/`--pretrained-model` as the scripts take it: a zoo name (downloaded) or a checkpoint prefix
-    with `load_epoch`. Returns (prefix, epoch)."""
+    with the epoch `epoch_option` gave. Returns (prefix, epoch)."""
     if model in MODELS:
         return download_model(model, model_dir)
-    if load_epoch is None:
+    if epoch is None:
         raise ModelZooError(f"'{model}' is not a zoo model ({', '.join(MODELS)}); for a checkpoint prefix, "
-                         "give --load-epoch too")
-    return model, load_epoch
+                            f"give {epoch_option} too")
+    return model, epoch
