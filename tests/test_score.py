@@ -14,17 +14,20 @@ from imagenette_recs import IMAGENETTE, needs_imagenette, pack_imagenette
 from symbols import create_model
 
 
-def train_small_resnet(tmp_path, rec: str, epochs: int = 1) -> tuple[str, str]:
-    """Train a CIFAR-style ResNet-20 on 32x32 crops of `rec` with common/fit.py; returns (prefix, log)."""
+def train_small_resnet(tmp_path, rec: str, val: str | None = "same", epochs: int = 1, num_layers: int = 20
+                       ) -> tuple[str, str]:
+    """Train a CIFAR-style ResNet (20 layers) on 32x32 crops of `rec` with common/fit.py, validating on `val` (by
+    default `rec` itself); returns (checkpoint prefix, log file)."""
     parser = argparse.ArgumentParser()
     fit.add_fit_args(parser)
     data.add_data_args(parser)
     data.add_data_aug_args(parser)
     prefix, log = str(tmp_path / "r20"), str(tmp_path / "train.log")
-    args = parser.parse_args(["--network", "resnet", "--num-layers", "20", "--image-shape", "3,32,32",
-                              "--data-train", rec, "--data-val", rec, "--num-classes", "10", "--rgb-mean", "0,0,0",
+    args = parser.parse_args(["--network", "resnet", "--num-layers", str(num_layers), "--image-shape", "3,32,32",
+                              "--data-train", rec, "--num-classes", "10", "--rgb-mean", "0,0,0",
                               "--num-epochs", str(epochs), "--batch-size", "16", "--top-k", "5", "--data-nthreads", "0",
-                              "--model-prefix", prefix, "--log-file", log, "--gpus", ""])
+                              "--model-prefix", prefix, "--log-file", log, "--gpus", "",
+                              *(["--data-val", rec if val == "same" else val] if val else [])])
     fit.fit(args, create_model(args.network, **vars(args)), data.get_rec_iter)
     return prefix, log
 
