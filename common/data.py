@@ -373,55 +373,64 @@ class _BatchDecoder(torch.utils.data.Dataset):
         return len(self.files)
 
 
-def _init_worker(worker_id: int) -> None:
-    cv2.setNumThreads(1)  # one decoding thread per worker process; the workers are the parallelism
+class ShardSampler(torch.utils.data.Sampler):
+    """This rank's batches of record positions for the current epoch, as (augmentation seed, positions).
+
+    Training: all records permuted with (seed, epoch); rank r of world_size takes every world_size-th
+    record of that order, so shards are disjoint and together complete. Every batch is full and every
+    rank runs the same number of them: a shard is filled up by wrapping around to its start, as MXNet's
+    round_batch does. Validation: file order and a partial last batch. The augmentation seed of a batch
+    depends on (seed, epoch, rank, batch number) only, so images do not depend on the worker count."""
+
+    def __init__(self, num_records: int, batch_size: int, *, train: bool, seed: int = 0, rank: int = 0,
+                 world_size: int = 1):
+        self.num_records, self.batch_size, self.train = num_records, batch_size, train
+        self.seed, self.rank, self.world_size = seed % 2**32, rank, world_size
+        self.epoch = 0
+
+    def shard(self) -> np.ndarray:
+        """This rank's record positions for the current epoch, in reading order."""
+        if not self.train:
+            return np.arange(self.rank, self.num_records, self.world_size)
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.num_records)
+        return np.resize(order[self.rank::self.world_size], len(self) * self.batch_size)
+
+    def __len__(self) -> int:
+        n, world = self.num_records, self.world_size
+        per_rank = -(-n // world) if self.train else len(range(self.rank, n, world))
+        return -(-per_rank // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
+        shard = self.shard()
+        for i, start in enumerate(range(0, len(shard), self.batch_size)):
+            yield (self.seed, self.epoch, self.rank, i), shard[start:start + self.batch_size]
 
 
 class RecordBatches:
-    """Batches decoded from record files by `num_workers` processes (the loader protocol of this module).
-
-    Each epoch (training) permutes all records with (seed, epoch); rank r of world_size takes every
-    world_size-th record of that order, so shards are disjoint and together complete. Training batches
-    are all full and every rank runs the same number of them: a shard is filled up by wrapping around
-    to its start, as MXNet's round_batch does. Validation keeps file order and a partial last batch.
-    Images that do not decode are skipped with a warning and counted in `num_skipped`."""
+    """Batches decoded from record files by `num_workers` processes (the loader protocol of this module),
+    in the order of a ShardSampler. Images that do not decode are skipped with a warning and counted in
+    `num_skipped`; a bad record or label raises DataError."""
 
     def __init__(self, files: RecordFiles, preset, shape: tuple[int, int, int], batch_size: int, *, train: bool,
                  mean: Sequence[float], std: Sequence[float], seed: int = 0, rank: int = 0, world_size: int = 1,
                  num_workers: int = 0, pin_memory: bool = False, num_classes: int | None = None):
         if len(files) < world_size:
             raise DataError(f"{files.rec_paths[0]}: {len(files)} records cannot be shared by {world_size} processes")
-        self.files, self.batch_size, self.train = files, batch_size, train
         self.mean, self.std = tuple(mean), tuple(std)
-        self.seed, self.rank, self.world_size = seed, rank, world_size
-        self.epoch = 0
+        self.sampler = ShardSampler(len(files), batch_size, train=train, seed=seed, rank=rank,
+                                    world_size=world_size)
         self.num_skipped = 0
+        # No cv2.setNumThreads in the workers: after a fork it deadlocks once the parent has used OpenCV's
+        # thread pool. And nothing here may point back at self, or the workers outlive the loader.
         self._loader = torch.utils.data.DataLoader(
-            _BatchDecoder(files, preset, shape, num_classes), batch_size=None, sampler=_Tasks(self),
-            num_workers=num_workers, persistent_workers=num_workers > 0, pin_memory=pin_memory,
-            worker_init_fn=_init_worker)
+            _BatchDecoder(files, preset, shape, num_classes), batch_size=None, sampler=self.sampler,
+            num_workers=num_workers, persistent_workers=num_workers > 0, pin_memory=pin_memory)
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def shard(self) -> np.ndarray:
-        """This rank's record positions for the current epoch, in reading order."""
-        n = len(self.files)
-        if self.train:
-            order = np.random.default_rng([self.seed % 2**32, self.epoch]).permutation(n)
-            return np.resize(order[self.rank::self.world_size], len(self) * self.batch_size)
-        return np.arange(self.rank, n, self.world_size)
+        self.sampler.epoch = epoch
 
     def __len__(self) -> int:
-        n = len(self.files)
-        per_rank = -(-n // self.world_size) if self.train else len(range(self.rank, n, self.world_size))
-        return -(-per_rank // self.batch_size)
-
-    def tasks(self) -> list[tuple[tuple[int, ...], np.ndarray]]:
-        """(augmentation seed, record positions) per batch: the same images whatever the worker count."""
-        shard = self.shard()
-        return [((self.seed % 2**32, self.epoch, self.rank, i), shard[start:start + self.batch_size])
-                for i, start in enumerate(range(0, len(shard), self.batch_size))]
+        return len(self.sampler)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for batch in self._loader:
@@ -432,19 +441,6 @@ class RecordBatches:
             self.num_skipped += len(batch.skipped)
             if len(batch.labels):
                 yield batch.images, batch.labels
-
-
-class _Tasks(torch.utils.data.Sampler):
-    """The DataLoader's sampler: asks the loader for this epoch's batches each time it is iterated."""
-
-    def __init__(self, batches: RecordBatches):
-        self.batches = batches
-
-    def __iter__(self):
-        return iter(self.batches.tasks())
-
-    def __len__(self) -> int:
-        return len(self.batches)
 
 
 def build_train_preset(args, shape: tuple[int, int, int]) -> TrainPreset:

@@ -247,7 +247,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     records.add_argument("--center-crop", action="store_true",
                          help="specify whether to crop the center image to make it rectangular.")
     records.add_argument("--quality", type=int, default=95,
-                         help="JPEG quality for encoding, 1-100; or PNG compression for encoding, 1-9")
+                         help="JPEG quality for encoding, 1-100; or PNG compression for encoding, 0-9 "
+                              "(larger values act as 9, as in MXNet: the default means 9 for .png)")
     records.add_argument("--num-thread", type=int, default=1,
                          help="number of threads to use for encoding; records keep the list order")
     records.add_argument("--color", type=int, default=1, choices=[-1, 0, 1],
@@ -271,9 +272,10 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         parser.error("--num-thread must be at least 1")
     if args.resize < 0:
         parser.error("--resize must be a positive edge length (0: keep the size)")
-    low, high = (0, 100) if args.encoding == ".jpg" else (0, 9)
-    if not low <= args.quality <= high:
-        parser.error(f"--quality {args.quality} is outside {low}-{high} for {args.encoding}")
+    if args.encoding == ".jpg" and not 0 <= args.quality <= 100:
+        parser.error(f"--quality {args.quality} is outside 0-100 for .jpg")
+    if args.quality < 0:
+        parser.error(f"--quality {args.quality} must not be negative")
 
 
 def main(args: argparse.Namespace) -> int:
