@@ -315,5 +315,5 @@ class TrainPreset:
         if self.pca_noise > 0:
             img = pca_lighting(img, rng, self.pca_noise)
         if self.rand_mirror and rng.random() < 0.5:
-            img = img[:, ::-1]
+            img = cv2.flip(img, 1).reshape(img.shape)  # a contiguous copy: a [:, ::-1] view copies slowly later
         return img

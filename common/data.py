@@ -350,24 +350,30 @@ class _BatchDecoder(torch.utils.data.Dataset):
     def __getitem__(self, task: tuple[tuple[int, ...], np.ndarray]) -> _Batch:
         seed, positions = task
         rng = np.random.default_rng(seed)
-        images = np.empty((len(positions), *self.shape), np.uint8)
-        labels = np.empty(len(positions), np.int64)
+        images = torch.empty((len(positions), *self.shape), dtype=torch.uint8)
+        if torch.utils.data.get_worker_info() is not None:
+            images.share_memory_()  # decode straight into the memory the batch is handed over in
+        pixels = images.numpy()
+        labels = torch.empty(len(positions), dtype=torch.int64)
         skipped, n = [], 0
         for position in positions:
             try:
-                where, labels[n], data = self._record(position)
+                where, label, data = self._record(position)
             except (RecordIOError, DataError) as e:
-                return _Batch(torch.empty(0, dtype=torch.uint8), torch.empty(0, dtype=torch.int64), skipped, str(e))
+                return _Batch(images[:0], labels[:0], skipped, str(e))
             img = self.preset(data, rng)
             if img is None:
                 skipped.append(f"{where}: image does not decode, skipped")
                 continue
-            # BGR HWC -> RGB CHW in one strided copy
-            images[n] = img.transpose(2, 0, 1)[::-1] if self.shape[0] == 3 else img.transpose(2, 0, 1)
+            if img.shape[:2] != self.shape[1:]:  # cv2.split below would then write elsewhere, silently
+                raise AssertionError(f"{where}: augmentation returned {img.shape}, expected {self.shape}")
+            if self.shape[0] == 3:  # BGR HWC -> RGB CHW: OpenCV writes the planes in place, 5x numpy's speed
+                cv2.split(img, [pixels[n, 2], pixels[n, 1], pixels[n, 0]])
+            else:
+                pixels[n, 0] = img[:, :, 0]
+            labels[n] = label
             n += 1
-        if n < len(positions):
-            images, labels = images[:n].copy(), labels[:n].copy()
-        return _Batch(torch.from_numpy(images), torch.from_numpy(labels), skipped, None)
+        return _Batch(images[:n], labels[:n], skipped, None)
 
     def __len__(self) -> int:
         return len(self.files)
