@@ -186,9 +186,9 @@ def color_jitter(img: np.ndarray, rng: np.random.Generator, brightness: float, c
 def hls_shift(img: np.ndarray, rng: np.random.Generator, max_h: int, max_s: int, max_l: int) -> np.ndarray:
     """Add int(U(-m, m)) to hue, lightness and saturation in OpenCV's 8-bit HLS, clipped to [0, 180] and
     [0, 255], as MXNet's random_h/s/l do."""
-    h, s, l = (int(rng.uniform(-m, m)) for m in (max_h, max_s, max_l))
+    hue, saturation, lightness = (int(rng.uniform(-m, m)) for m in (max_h, max_s, max_l))
     hls = cv2.cvtColor(img, cv2.COLOR_BGR2HLS).astype(np.int16)
-    hls += np.array([h, l, s], dtype=np.int16)
+    hls += np.array([hue, lightness, saturation], dtype=np.int16)
     np.clip(hls, 0, np.array([180, 255, 255], dtype=np.int16), out=hls)
     return cv2.cvtColor(hls.astype(np.uint8), cv2.COLOR_HLS2BGR)
 
@@ -231,7 +231,8 @@ class TrainPreset:
                  rand_mirror: bool = False, max_rotate_angle: int = 0, max_shear_ratio: float = 0.0,
                  min_random_scale: float = 1.0, max_random_scale: float = 1.0, max_aspect_ratio: float = 0.0,
                  min_aspect_ratio: float | None = None, pad: int = 0, fill_value: int = 127,
-                 random_resized_crop: bool = False, min_random_area: float = 1.0, max_random_area: float = 1.0,
+                 random_resized_crop: bool = False, min_random_area: float = 1.0,
+                 max_random_area: float = 1.0,
                  min_crop_size: int = -1, max_crop_size: int = -1, brightness: float = 0.0,
                  contrast: float = 0.0, saturation: float = 0.0, random_h: int = 0, random_s: int = 0,
                  random_l: int = 0, pca_noise: float = 0.0):
@@ -240,7 +241,8 @@ class TrainPreset:
         if channels == 1 and (saturation or random_h or random_s or random_l or pca_noise):
             raise ValueError("saturation, HLS and PCA noise augmentations need colour (3-channel) images")
         if not 0 < min_random_scale <= max_random_scale:
-            raise ValueError(f"random scale range [{min_random_scale}, {max_random_scale}] is empty or not positive")
+            raise ValueError(f"random scale range [{min_random_scale}, {max_random_scale}] "
+                             "is empty or not positive")
         if not 0 < min_random_area <= max_random_area <= 1:
             raise ValueError(f"random area range [{min_random_area}, {max_random_area}] must lie in (0, 1]")
         if (min_crop_size == -1) != (max_crop_size == -1) or not min_crop_size <= max_crop_size:
@@ -315,5 +317,5 @@ class TrainPreset:
         if self.pca_noise > 0:
             img = pca_lighting(img, rng, self.pca_noise)
         if self.rand_mirror and rng.random() < 0.5:
-            img = cv2.flip(img, 1).reshape(img.shape)  # a contiguous copy: a [:, ::-1] view copies slowly later
+            img = cv2.flip(img, 1).reshape(img.shape)  # contiguous: a [:, ::-1] view copies slowly later
         return img

@@ -160,7 +160,8 @@ def add_data_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
                       help="a tuple of size 3 for the mean rgb")
     data.add_argument("--rgb-std", type=str, default="1,1,1", help="a tuple of size 3 for the std rgb")
     data.add_argument("--pad-size", type=int, default=0, help="padding the input image")
-    data.add_argument("--fill-value", type=int, default=127, help="Set the padding pixels value to fill_value")
+    data.add_argument("--fill-value", type=int, default=127,
+                      help="Set the padding pixels value to fill_value")
     data.add_argument("--image-shape", type=str, default="3,224,224",
                       help="the image shape feed into the network, e.g. (3,224,224)")
     data.add_argument("--num-classes", type=int, help="the number of classes")
@@ -228,9 +229,11 @@ def add_data_aug_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGrou
                      help="Crop both width and height into a random size in [min_crop_size, max_crop_size]")
     aug.add_argument("--max-crop-size", type=int, default=-1,
                      help="Crop both width and height into a random size in [min_crop_size, max_crop_size]")
-    aug.add_argument("--brightness", type=float, default=0, help="brightness jittering, whose range is [0, 1]")
+    aug.add_argument("--brightness", type=float, default=0,
+                     help="brightness jittering, whose range is [0, 1]")
     aug.add_argument("--contrast", type=float, default=0, help="contrast jittering, whose range is [0, 1]")
-    aug.add_argument("--saturation", type=float, default=0, help="saturation jittering, whose range is [0, 1]")
+    aug.add_argument("--saturation", type=float, default=0,
+                     help="saturation jittering, whose range is [0, 1]")
     aug.add_argument("--pca-noise", type=float, default=0, help="pca noise, whose range is [0, 1]")
     aug.add_argument("--random-resized-crop", type=int, default=0, help="whether to use random resized crop")
     aug.add_argument("--data-aug-level", type=int, choices=range(4), action=_AugLevelAction,
@@ -270,7 +273,7 @@ class RecordFiles:
         self._readers: dict[int, RecordReader] = {}
 
     @classmethod
-    def open(cls, path: str, idx_path: str = "", limit: int | None = None) -> RecordFiles:
+    def open(cls, path: str, idx_path: str = "") -> RecordFiles:
         """`path`: a .rec file (index `idx_path`, else the .idx beside it) or a folder of .rec files."""
         if os.path.isdir(path):
             if idx_path:
@@ -301,8 +304,6 @@ class RecordFiles:
         files = cls(recs, np.concatenate(file_ids), np.concatenate(offsets))
         if len(files) == 0:
             raise DataError(f"{path}: holds no records")
-        if limit and limit < len(files):
-            files.file_ids, files.offsets = files.file_ids[:limit], files.offsets[:limit]
         return files
 
     def __len__(self) -> int:
@@ -417,11 +418,13 @@ class RecordBatches:
     in the order of a ShardSampler. Images that do not decode are skipped with a warning and counted in
     `num_skipped`; a bad record or label raises DataError."""
 
-    def __init__(self, files: RecordFiles, preset, shape: tuple[int, int, int], batch_size: int, *, train: bool,
-                 mean: Sequence[float], std: Sequence[float], seed: int = 0, rank: int = 0, world_size: int = 1,
-                 num_workers: int = 0, pin_memory: bool = False, num_classes: int | None = None):
+    def __init__(self, files: RecordFiles, preset, shape: tuple[int, int, int], batch_size: int, *,
+                 train: bool, mean: Sequence[float], std: Sequence[float], seed: int = 0, rank: int = 0,
+                 world_size: int = 1, num_workers: int = 0, pin_memory: bool = False,
+                 num_classes: int | None = None):
         if len(files) < world_size:
-            raise DataError(f"{files.rec_paths[0]}: {len(files)} records cannot be shared by {world_size} processes")
+            raise DataError(f"{files.rec_paths[0]}: {len(files)} records cannot be shared by "
+                            f"{world_size} processes")
         self.mean, self.std = tuple(mean), tuple(std)
         self.sampler = ShardSampler(len(files), batch_size, train=train, seed=seed, rank=rank,
                                     world_size=world_size)
@@ -480,7 +483,8 @@ def get_rec_iter(args, dist: DistInfo) -> tuple[RecordBatches | SyntheticBatches
                   seed=args.seed, rank=dist.rank, world_size=dist.world_size, num_workers=args.data_nthreads,
                   pin_memory=dist.device.type == "cuda", num_classes=args.num_classes)
     batch = max(1, args.batch_size // dist.world_size)
-    train_files = RecordFiles.open(args.data_train, args.data_train_idx, limit=args.num_examples)
+    # --num-examples does not cut the data: as in MXNet it only tells the training loop the epoch size
+    train_files = RecordFiles.open(args.data_train, args.data_train_idx)
     train = RecordBatches(train_files, build_train_preset(args, shape), shape, batch, train=True, **common)
     if not args.data_val:
         return train, None

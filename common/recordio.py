@@ -52,7 +52,8 @@ class RecordWriter:
     def write(self, payload: bytes) -> int:
         length = len(payload)
         if length >= LENGTH_LIMIT:
-            raise RecordIOError(f"{self.path}: a record must be shorter than 2**29 bytes, this one has {length}")
+            raise RecordIOError(f"{self.path}: a record must be shorter than 2**29 bytes, "
+                                f"this one has {length}")
         offset = self._file.tell()
         view = memoryview(payload)
         start = 0  # start of the part not yet written
@@ -143,7 +144,8 @@ class RecordReader:
             expected = (0, 1) if not parts else (2, 3)
             if cflag not in expected:
                 raise RecordIOError(f"{self.path}: byte {offset}: record part with cflag {cflag} where "
-                                    f"{' or '.join(map(str, expected))} was expected (record at byte {start})")
+                                    f"{' or '.join(map(str, expected))} was expected "
+                                    f"(record at byte {start})")
             parts.append(self._read_exact(offset + 8, length, f"record of {length} bytes"))
             offset = following
             if cflag in (0, 3):

@@ -220,7 +220,8 @@ def test_unreadable_images_are_skipped_and_counted(tree, tmp_path, capsys):
 
 
 def test_bad_list_lines_are_reported_with_line_numbers(tree, tmp_path, capsys):
-    (tmp_path / "d.lst").write_text("0\t0.000000\ttop.jpg\njunk line\nx\t1.0\ttop.jpg\n3\t0.000000\ttop.jpg\n")
+    (tmp_path / "d.lst").write_text("0\t0.000000\ttop.jpg\njunk line\n"
+                                    "x\t1.0\ttop.jpg\n3\t0.000000\ttop.jpg\n")
     run(tmp_path / "d", tree)
     err = capsys.readouterr().err
     assert "d.lst: line 2: expected index<TAB>label<TAB>path, got 1 field(s)" in err
@@ -244,7 +245,8 @@ def cli(*argv):
 def test_cli_end_to_end_and_errors(tree, tmp_path):
     assert cli("--list", "--recursive", tmp_path / "d", tree).returncode == 0
     done = cli("--num-thread", "2", tmp_path / "d", tree)
-    assert done.returncode == 0 and "5 images packed, 0 skipped" in done.stdout and "images/sec" in done.stdout
+    assert done.returncode == 0
+    assert "5 images packed, 0 skipped" in done.stdout and "images/sec" in done.stdout
     missing = cli(tmp_path / "nothing", tree)
     assert missing.returncode != 0 and "no .lst file starting with" in missing.stderr
     assert "Traceback" not in missing.stderr

@@ -1,5 +1,8 @@
 """RecordIO against the bytes MXNet writes (FORMATS.md sections 1-3), and every malformed-file error."""
+import os
 import struct
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -63,7 +66,8 @@ def test_unaligned_magic_gives_one_physical_record(tmp_path):
 def test_random_payloads_roundtrip(tmp_path):
     rng = np.random.default_rng(0)
     payloads = [rng.integers(0, 256, rng.integers(0, 300), dtype=np.uint8).tobytes() for _ in range(50)]
-    payloads += [bytes(rng.integers(0, 3, 64, dtype=np.uint8)).replace(b"\x01", MAGIC_BYTES) for _ in range(20)]
+    for _ in range(20):  # many aligned and unaligned magic words
+        payloads.append(bytes(rng.integers(0, 3, 64, dtype=np.uint8)).replace(b"\x01", MAGIC_BYTES))
     write_records(tmp_path / "a.rec", payloads)
     assert list(RecordReader(str(tmp_path / "a.rec"))) == payloads
 
@@ -117,7 +121,8 @@ def test_wrong_offset_is_a_wrong_magic(tmp_path):
         RecordReader(str(tmp_path / "a.rec")).read_at(4)
 
 
-@pytest.mark.parametrize("keep, what", [(3, "record header is truncated"), (14, "record of 8 bytes is truncated")])
+@pytest.mark.parametrize("keep, what", [(3, "record header is truncated"),
+                                        (14, "record of 8 bytes is truncated")])
 def test_truncated_record(tmp_path, keep, what):
     rec = tmp_path / "a.rec"
     write_records(rec, [b"abcdefgh"])
@@ -201,3 +206,27 @@ def test_pack_img_uses_opencv_encoding():
     assert unpack_img(pack(IRHeader(0, 0.0, 0, 0), b"not an image"))[1] is None
     with pytest.raises(ValueError, match="expected .jpg or .png"):
         pack_img(IRHeader(0, 0.0, 0, 0), img, img_fmt=".bmp")
+
+
+# --- tools/rec2idx.py ----------------------------------------------------------------------------------
+
+def rec2idx(*argv):
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools", "rec2idx.py")
+    return subprocess.run([sys.executable, script, *map(str, argv)], capture_output=True, text=True)
+
+
+def test_rec2idx_rebuilds_the_index(tmp_path):
+    idx, rec = tmp_path / "a.idx", tmp_path / "a.rec"
+    with IndexedRecordWriter(str(idx), str(rec)) as writer:
+        for key, payload in enumerate([b"a", ESCAPED_PAYLOAD, b"", b"last"]):
+            writer.write_idx(key, payload)
+    expected = idx.read_text()
+    idx.unlink()
+    done = rec2idx(rec)
+    assert done.returncode == 0 and "4 records" in done.stdout
+    assert idx.read_text() == expected
+    assert rec2idx(rec, tmp_path / "other.idx").returncode == 0
+    assert (tmp_path / "other.idx").read_text() == expected
+    rec.write_bytes(rec.read_bytes()[:-3])
+    broken = rec2idx(rec)
+    assert broken.returncode == 1 and "truncated" in broken.stderr and "Traceback" not in broken.stderr

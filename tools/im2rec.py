@@ -94,7 +94,8 @@ def make_lists(args: argparse.Namespace) -> None:
     if args.shuffle:
         random.seed(100)
         random.shuffle(items)
-    for path, chunk in split_lists(args.prefix, items, args.chunks, args.train_ratio, args.test_ratio).items():
+    lists = split_lists(args.prefix, items, args.chunks, args.train_ratio, args.test_ratio)
+    for path, chunk in lists.items():
         write_list(path, chunk)
         print(f"Wrote {path}: {len(chunk)} images")
 
@@ -162,7 +163,8 @@ def center_square(img):
 
 
 def resize_short_edge(img, size: int):
-    """Resize (bilinear, up or down) so that the short edge is `size`: h > w gives (w, h) = (size, h*size//w)."""
+    """Resize (bilinear, up or down) so that the short edge is `size`:
+    h > w gives (w, h) = (size, h * size // w), else (w * size // h, size)."""
     h, w = img.shape[:2]
     new_size = (size, h * size // w) if h > w else (w * size // h, size)
     return cv2.resize(img, new_size)
@@ -215,7 +217,8 @@ def find_lists(prefix: str) -> tuple[str, list[str]]:
     working_dir = prefix if os.path.isdir(prefix) else os.path.dirname(prefix)
     names = sorted(os.listdir(working_dir)) if os.path.isdir(working_dir) else []
     paths = [os.path.join(working_dir, n) for n in names]
-    return working_dir, [p for p in paths if p.startswith(prefix) and p.endswith(".lst") and os.path.isfile(p)]
+    return working_dir, [p for p in paths
+                         if p.startswith(prefix) and p.endswith(".lst") and os.path.isfile(p)]
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -266,7 +269,8 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         parser.error(f"root {args.root} is not a folder")
     if args.chunks < 1:
         parser.error("--chunks must be at least 1")
-    if not (0 <= args.train_ratio <= 1 and 0 <= args.test_ratio <= 1 and args.train_ratio + args.test_ratio <= 1):
+    ratios = (args.train_ratio, args.test_ratio)
+    if not (min(ratios) >= 0 and sum(ratios) <= 1):
         parser.error("--train-ratio and --test-ratio must lie in [0, 1] and add up to at most 1")
     if args.num_thread < 1:
         parser.error("--num-thread must be at least 1")

@@ -15,8 +15,7 @@ from common.recordio import RecordIOError, RecordReader, write_index  # noqa: E4
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Create an index file from a .rec file",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter, add_help=add_help)
+    parser = argparse.ArgumentParser(description="Create an index file from a .rec file", add_help=add_help)
     parser.add_argument("record", help="path to the .rec file")
     parser.add_argument("index", nargs="?", help="path of the index file to write (default: the .rec's "
                                                  "name with .idx)")
