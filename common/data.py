@@ -342,10 +342,12 @@ class _BatchDecoder(torch.utils.data.Dataset):
         except RecordIOError as e:
             raise DataError(f"{path}: record at byte {offset}: {e}") from None
         where = f"{path}: record at byte {offset} (image id {header.id})"
-        label = float(header.label if header.flag == 0 else header.label[0])
+        label = float(header.label if header.flag == 0 else header.label[0])  # the first of several
         if self.num_classes is not None and not (label.is_integer() and 0 <= label < self.num_classes):
             raise DataError(f"{where}: label {label:g} is outside 0..{self.num_classes - 1} "
                             f"(--num-classes {self.num_classes})")
+        if not (label.is_integer() and label >= 0):
+            raise DataError(f"{where}: label {label:g} is not a class number (0, 1, 2, ...)")
         return where, int(label), data
 
     def __getitem__(self, task: tuple[tuple[int, ...], np.ndarray]) -> _Batch:

@@ -203,6 +203,9 @@ def test_label_outside_num_classes(tmp_path):
     where = rf"{rec}: record at byte \d+ \(image id 3\)"
     with pytest.raises(DataError, match=where + ": label 7 is outside 0..4"):
         list(train)
+    rec = write_rec(tmp_path / "b.rec", 3, label=lambda i: 1.5 if i == 2 else 0)
+    with pytest.raises(DataError, match=r"\(image id 2\): label 1.5 is not a class number"):
+        list(loaders(rec)[0])
 
 
 def test_damaged_files(tmp_path):
