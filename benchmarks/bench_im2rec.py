@@ -24,7 +24,9 @@ MXNET_SECONDS, MXNET_RATE = 6.1, 640
 
 def im2rec(*argv: str) -> str:
     done = subprocess.run([sys.executable, os.path.join(REPO, "tools", "im2rec.py"), *argv],
-                          capture_output=True, text=True, check=True)
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"im2rec failed:\n{done.stderr}")
     return done.stdout
 
 
@@ -47,6 +49,8 @@ def main() -> None:
         raise SystemExit(f"bench_im2rec: {os.path.normpath(IMAGENETTE_VAL)} not found (see shared/datasets)")
     count = sum(len(files) for _, _, files in os.walk(IMAGENETTE_VAL))
     seconds = []
+    if args.keep:
+        os.makedirs(args.keep, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.runs):
             seconds.append(pack_imagenette(args.keep or tmp, args.num_thread)[1])

@@ -253,3 +253,5 @@ def test_cli_end_to_end_and_errors(tree, tmp_path):
     bad = cli("--quality", "101", tmp_path / "d", tree)
     assert bad.returncode == 2 and "--quality 101 is outside 0-100" in bad.stderr
     assert cli(tmp_path / "d", tmp_path / "no-root").returncode == 2
+    no_folder = cli("--list", tmp_path / "no" / "d", tree)
+    assert no_folder.returncode == 2 and "does not exist" in no_folder.stderr

@@ -267,6 +267,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if not os.path.isdir(args.root):
         parser.error(f"root {args.root} is not a folder")
+    if args.list and not os.path.isdir(os.path.dirname(os.path.abspath(args.prefix))):
+        parser.error(f"the folder of prefix {args.prefix} does not exist")
     if args.chunks < 1:
         parser.error("--chunks must be at least 1")
     ratios = (args.train_ratio, args.test_ratio)
