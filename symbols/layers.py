@@ -5,12 +5,13 @@
   registered on an owner module under MXNet's layer names, so networks whose MXNet names do not nest
   (auto-numbered `convolution12`, dashed `seq-0-block0-exp-conv2d`, `conv_3a` beside `bn_3a`) keep them
   flat; `ConvBNAct` is the same unit as a module of its own (`<name>_conv2d`, `<name>_batchnorm`).
-- `run_steps` / `Towers`: chains and MXNet `Concat`s of towers, as Inception blocks are drawn.
+- `C`, `build_steps`, `run_steps`, `Towers`: Inception blocks written as specs of towers (chains of units
+  and pooling, concatenated along channels).
 """
 from __future__ import annotations
 
 import functools
-from typing import Callable, Sequence, Union
+from typing import Callable, NamedTuple, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -103,12 +104,39 @@ class ConvBNAct(nn.Module):
         return self.unit(x)
 
 
-# A step takes a tensor to a tensor; a tuple of step lists is a set of towers whose outputs are concatenated
-# along channels (MXNet's Concat), in order.
-Step = Union[Callable[[torch.Tensor], torch.Tensor], tuple]
+class C(NamedTuple):
+    """A convolution unit in a tower spec: layer name, output channels, kernel, stride, pad."""
+    name: str
+    out_channels: int
+    kernel: IntPair = 1
+    stride: IntPair = 1
+    pad: IntPair = 0
 
 
-def run_steps(x: torch.Tensor, steps: Sequence[Step]) -> torch.Tensor:
+# A tower spec is a list of steps run in turn: a `C` unit, a parameterless function (pooling), or a tuple of
+# tower specs run side by side and concatenated along channels (MXNet's Concat), in order.
+MakeUnit = Callable[[str, int, int, IntPair, IntPair, IntPair], Callable[[torch.Tensor], torch.Tensor]]
+
+
+def build_steps(in_channels: int, spec: Sequence, make_unit: MakeUnit) -> tuple[list, int]:
+    """Turn a tower spec into runnable steps (for `run_steps`), creating each `C` with
+    `make_unit(name, in_channels, out_channels, kernel, stride, pad)`; also return the output channels."""
+    steps = []
+    channels = in_channels
+    for step in spec:
+        if isinstance(step, C):
+            steps.append(make_unit(step.name, channels, step.out_channels, step.kernel, step.stride, step.pad))
+            channels = step.out_channels
+        elif isinstance(step, tuple):
+            towers = [build_steps(channels, tower, make_unit) for tower in step]
+            steps.append(tuple(tower for tower, _ in towers))
+            channels = sum(out for _, out in towers)
+        else:
+            steps.append(step)
+    return steps, channels
+
+
+def run_steps(x: torch.Tensor, steps: Sequence) -> torch.Tensor:
     for step in steps:
         if isinstance(step, tuple):
             x = torch.cat([run_steps(x, tower) for tower in step], dim=1)
@@ -118,14 +146,16 @@ def run_steps(x: torch.Tensor, steps: Sequence[Step]) -> torch.Tensor:
 
 
 class Towers(nn.Module):
-    """A block of named units (children, named as MXNet's layers inside the block) run as `steps`."""
+    """A block built from a tower spec, its units `ConvBNAct` children named as in the spec."""
 
-    def __init__(self, units: dict[str, nn.Module], steps: Sequence[Step], out_channels: int):
+    def __init__(self, in_channels: int, spec: Sequence):
         super().__init__()
-        for name, unit in units.items():
-            self.add_module(name, unit)
-        self.steps = list(steps)
-        self.out_channels = out_channels
+
+        def make_unit(name: str, *args) -> ConvBNAct:
+            self.add_module(name, ConvBNAct(*args))
+            return getattr(self, name)
+
+        self.steps, self.out_channels = build_steps(in_channels, spec, make_unit)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return run_steps(x, self.steps)
