@@ -52,7 +52,7 @@ class InceptionResNetV2(nn.Module):
 
         def make_unit(_: str, *args, act=F.relu) -> Unit:
             n = next(numbers)
-            return Unit(self, f"convolution{n}", f"batchnorm{n}", *args, bias=True, act=act)
+            return Unit(self, f"convolution{n}", f"batchnorm{n}", *args, bias=True, fix_gamma=True, act=act)
 
         def residual(towers: tuple, channels: int, scale: float, act: bool = True) -> ScaledResidual:
             steps, width = build_steps(channels, [towers], make_unit)
