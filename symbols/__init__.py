@@ -3,9 +3,9 @@
 Each module `symbols/<family>.py` (dashes become underscores: `inception-bn` -> `inception_bn.py`)
 exposes `get_symbol(num_classes, num_layers=None, image_shape='3,224,224', dtype='float32', **kwargs)
 -> torch.nn.Module` and ignores keyword arguments it does not use, since training scripts pass every parsed
-option. Shared building blocks (MXNet's BatchNorm, conv units, Inception towers) are in `symbols/layers.py`. Layers are named after MXNet's layers, and nested
-blocks join with '_', so `stage1_unit1.conv1.weight` is MXNet's `stage1_unit1_conv1_weight`
-(see `common.checkpoint.mxnet_names`).
+option. Layers are named after MXNet's layers, and nested blocks join with '_', so
+`stage1_unit1.conv1.weight` is MXNet's `stage1_unit1_conv1_weight` (see `common.checkpoint.mxnet_names`).
+Shared building blocks (MXNet's BatchNorm, convolution units, Inception towers) are in `symbols/layers.py`.
 """
 from __future__ import annotations
 
@@ -43,7 +43,8 @@ def add_network_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup
                        help="resnext: groups of the bottleneck 3x3 convolutions")
     group.add_argument("--width-per-group", type=int, default=None,
                        help="resnext: channels per group in the first stage, doubling per stage (4 with "
-                            "--num-group 64 is resnext-101-64x4d); default: MXNet's, half the unit's output width")
+                            "--num-group 64 is resnext-101-64x4d); default: MXNet's, half the unit's "
+                            "output width")
     group.add_argument("--batch-norm", type=int, default=0, choices=[0, 1],
                        help="vgg: 1 adds a BatchNorm after every convolution")
     group.add_argument("--alpha", type=float, default=1.0, choices=[0.25, 0.5, 0.75, 1.0],

@@ -46,7 +46,7 @@ class GoogLeNet(nn.Module):
         return self.fullyconnected0(global_avg_pool(run_steps(x, self.steps)))
 
 
-def get_symbol(num_classes: int, num_layers: int | None = None, image_shape: str | Sequence[int] = "3,224,224",
-               dtype: str = "float32", **kwargs) -> nn.Module:
+def get_symbol(num_classes: int, num_layers: int | None = None,
+               image_shape: str | Sequence[int] = "3,224,224", dtype: str = "float32", **kwargs) -> nn.Module:
     """GoogLeNet; `dtype` is the training loop's (autocast)."""
     return init_weights_(GoogLeNet(num_classes, parse_image_shape(image_shape)[0]))

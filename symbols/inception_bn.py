@@ -80,8 +80,8 @@ class InceptionBN(nn.Module):
         return self.fullyconnected0(x.flatten(1))
 
 
-def get_symbol(num_classes: int, num_layers: int | None = None, image_shape: str | Sequence[int] = "3,224,224",
-               dtype: str = "float32", **kwargs) -> nn.Module:
+def get_symbol(num_classes: int, num_layers: int | None = None,
+               image_shape: str | Sequence[int] = "3,224,224", dtype: str = "float32", **kwargs) -> nn.Module:
     """Inception-BN, the small variant for images up to 28 pixels high; `dtype` is the training loop's."""
     channels, height, _ = parse_image_shape(image_shape)
     return init_weights_(InceptionBN(num_classes, small=height <= 28, in_channels=channels))

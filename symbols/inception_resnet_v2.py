@@ -20,13 +20,16 @@ from symbols.layers import (C, Unit, avg_pool, build_steps, global_avg_pool, ini
 
 # Units take MXNet's automatic numbers in creation order, so the specs leave their names empty.
 STEM = [
-    C("", 32, 3, 2), C("", 32, 3), C("", 64, 3, pad=1), max_pool(3, 2), C("", 80), C("", 192, 3), max_pool(3, 2),
+    C("", 32, 3, 2), C("", 32, 3), C("", 64, 3, pad=1), max_pool(3, 2),
+    C("", 80), C("", 192, 3), max_pool(3, 2),
     ([C("", 96)],
      [C("", 48), C("", 64, 5, pad=2)],
      [C("", 64), C("", 96, 3, pad=1), C("", 96, 3, pad=1)],
      [avg_pool(3, 1, 1), C("", 64)]),
 ]
-BLOCK35 = ([C("", 32)], [C("", 32), C("", 32, 3, pad=1)], [C("", 32), C("", 48, 3, pad=1), C("", 64, 3, pad=1)])
+BLOCK35 = ([C("", 32)],
+           [C("", 32), C("", 32, 3, pad=1)],
+           [C("", 32), C("", 48, 3, pad=1), C("", 64, 3, pad=1)])
 REDUCTION_A = ([C("", 384, 3, 2)], [C("", 256), C("", 256, 3, pad=1), C("", 384, 3, 2)], [max_pool(3, 2)])
 BLOCK17 = ([C("", 192)], [C("", 129), C("", 160, (1, 7), pad=(1, 2)), C("", 192, (7, 1), pad=(2, 1))])
 REDUCTION_B = ([C("", 256), C("", 384, 3, 2)], [C("", 256), C("", 288, 3, 2)],
@@ -72,7 +75,7 @@ class InceptionResNetV2(nn.Module):
         return self.fullyconnected0(self.dropout(global_avg_pool(run_steps(x, self.steps))))
 
 
-def get_symbol(num_classes: int, num_layers: int | None = None, image_shape: str | Sequence[int] = "3,299,299",
-               dtype: str = "float32", **kwargs) -> nn.Module:
+def get_symbol(num_classes: int, num_layers: int | None = None,
+               image_shape: str | Sequence[int] = "3,299,299", dtype: str = "float32", **kwargs) -> nn.Module:
     """Inception-ResNet-v2; `dtype` is the training loop's (autocast)."""
     return init_weights_(InceptionResNetV2(num_classes, parse_image_shape(image_shape)[0]))

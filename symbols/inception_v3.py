@@ -62,7 +62,8 @@ def block_e(pool_type: str) -> list:
         [C("tower_conv", 384), ([C("tower_mixed_conv", 384, (1, 3), pad=(0, 1))],
                                 [C("tower_mixed_conv_1", 384, (3, 1), pad=(1, 0))])],
         [C("tower_1_conv", 448), C("tower_1_conv_1", 384, 3, pad=1),
-         ([C("tower_1_mixed_conv", 384, (1, 3), pad=(0, 1))], [C("tower_1_mixed_conv_1", 384, (3, 1), pad=(1, 0))])],
+         ([C("tower_1_mixed_conv", 384, (1, 3), pad=(0, 1))],
+          [C("tower_1_mixed_conv_1", 384, (3, 1), pad=(1, 0))])],
         [pool(pool_type, 3, 1, 1), C("tower_2_conv", 192)],
     )]
 
@@ -95,7 +96,7 @@ class InceptionV3(nn.Module):
         return self.fc1(x.flatten(1))
 
 
-def get_symbol(num_classes: int, num_layers: int | None = None, image_shape: str | Sequence[int] = "3,299,299",
-               dtype: str = "float32", **kwargs) -> nn.Module:
+def get_symbol(num_classes: int, num_layers: int | None = None,
+               image_shape: str | Sequence[int] = "3,299,299", dtype: str = "float32", **kwargs) -> nn.Module:
     """Inception-v3; `dtype` is the training loop's (autocast)."""
     return init_weights_(InceptionV3(num_classes, parse_image_shape(image_shape)[0]))

@@ -55,7 +55,8 @@ REDUCTION_B = [(
 INCEPTION_C = [(
     [avg_pool(3, 1, 1), C("conv1_1*1", 256)],
     [C("conv2_1*1", 256)],
-    [C("conv3_1*1", 384), ([C("conv4_3*1", 256, (1, 3), pad=(0, 1))], [C("conv5_1*3", 256, (3, 1), pad=(1, 0))])],
+    [C("conv3_1*1", 384),
+     ([C("conv4_3*1", 256, (1, 3), pad=(0, 1))], [C("conv5_1*3", 256, (3, 1), pad=(1, 0))])],
     [C("conv6_1*1", 384), C("conv7_1*3", 448, (1, 3), pad=(0, 1)), C("conv8_3*1", 512, (3, 1), pad=(1, 0)),
      ([C("conv9_1*3", 256, (3, 1), pad=(1, 0))], [C("conv10_3*1", 256, (1, 3), pad=(0, 1))])],
 )]
@@ -85,7 +86,7 @@ class InceptionV4(nn.Module):
         return self.fc1(self.dropout(x).flatten(1))
 
 
-def get_symbol(num_classes: int, num_layers: int | None = None, image_shape: str | Sequence[int] = "3,299,299",
-               dtype: str = "float32", **kwargs) -> nn.Module:
+def get_symbol(num_classes: int, num_layers: int | None = None,
+               image_shape: str | Sequence[int] = "3,299,299", dtype: str = "float32", **kwargs) -> nn.Module:
     """Inception-v4; `dtype` is the training loop's (autocast)."""
     return init_weights_(InceptionV4(num_classes, parse_image_shape(image_shape)[0]))

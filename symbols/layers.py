@@ -28,7 +28,8 @@ TORCH_BN_MOMENTUM = 0.1
 def parse_image_shape(image_shape: str | Sequence[int]) -> tuple[int, int, int]:
     """'3,224,224' (as `--image-shape` gives it) or (3, 224, 224) -> (channels, height, width)."""
     try:
-        shape = tuple(int(v) for v in (image_shape.split(",") if isinstance(image_shape, str) else image_shape))
+        values = image_shape.split(",") if isinstance(image_shape, str) else image_shape
+        shape = tuple(int(v) for v in values)
     except ValueError:
         raise ValueError(f"image shape '{image_shape}' is not 'channels,height,width'") from None
     if len(shape) != 3 or min(shape) < 1:
@@ -125,8 +126,9 @@ def build_steps(in_channels: int, spec: Sequence, make_unit: MakeUnit) -> tuple[
     channels = in_channels
     for step in spec:
         if isinstance(step, C):
-            steps.append(make_unit(step.name, channels, step.out_channels, step.kernel, step.stride, step.pad))
-            channels = step.out_channels
+            name, out, kernel, stride, pad = step
+            steps.append(make_unit(name, channels, out, kernel, stride, pad))
+            channels = out
         elif isinstance(step, tuple):
             towers = [build_steps(channels, tower, make_unit) for tower in step]
             steps.append(tuple(tower for tower, _ in towers))
@@ -171,7 +173,8 @@ def avg_pool(kernel: int, stride: int = 1, pad: int = 0) -> Callable[[torch.Tens
     return functools.partial(F.avg_pool2d, kernel_size=kernel, stride=stride, padding=pad)
 
 
-def pool(pool_type: str, kernel: int, stride: int = 1, pad: int = 0) -> Callable[[torch.Tensor], torch.Tensor]:
+def pool(pool_type: str, kernel: int, stride: int = 1, pad: int = 0) -> Callable:
+    """MXNet's Pooling of `pool_type` 'max' or 'avg'."""
     return {"max": max_pool, "avg": avg_pool}[pool_type](kernel, stride, pad)
 
 

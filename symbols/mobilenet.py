@@ -41,8 +41,9 @@ class MobileNet(nn.Module):
         return self.fc(F.avg_pool2d(x, self.pool_size, 1).flatten(1))
 
 
-def get_symbol(num_classes: int, num_layers: int | None = None, image_shape: str | Sequence[int] = "3,224,224",
-               dtype: str = "float32", alpha: float = 1.0, **kwargs) -> nn.Module:
+def get_symbol(num_classes: int, num_layers: int | None = None,
+               image_shape: str | Sequence[int] = "3,224,224", dtype: str = "float32",
+               alpha: float = 1.0, **kwargs) -> nn.Module:
     """MobileNet of width `alpha`; `dtype` is the training loop's (autocast)."""
     channels, height, _ = parse_image_shape(image_shape)
     return init_weights_(MobileNet(num_classes, alpha, max(height // 32, 1), channels))

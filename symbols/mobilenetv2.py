@@ -40,7 +40,8 @@ class MobileNetV2(nn.Module):
         super().__init__()
 
         def unit(prefix: str, *args, groups: int = 1, act=F.relu6) -> Unit:
-            return Unit(self, f"{prefix}-conv2d", f"{prefix}-batchnorm", *args, groups=groups, eps=BN_EPS, act=act)
+            return Unit(self, f"{prefix}-conv2d", f"{prefix}-batchnorm", *args, groups=groups, eps=BN_EPS,
+                        act=act)
 
         channels = int(round(32 * multiplier))
         self.steps = [unit("first-3x3-conv", in_channels, channels, 3, 2, 1)]
@@ -51,7 +52,7 @@ class MobileNetV2(nn.Module):
                 expanded = int(round(channels * t))
                 self.steps.append(InvertedResidual([
                     unit(f"{prefix}-exp", channels, expanded, 1),
-                    unit(f"{prefix}-depthwise", expanded, expanded, 3, s if j == 0 else 1, 1, groups=expanded),
+                    unit(f"{prefix}-depthwise", expanded, expanded, 3, 1 if j else s, 1, groups=expanded),
                     unit(f"{prefix}-linear", expanded, out, 1, act=None),
                 ], shortcut=j > 0))
                 channels = out
@@ -65,8 +66,9 @@ class MobileNetV2(nn.Module):
         return self.fc(global_avg_pool(x))
 
 
-def get_symbol(num_classes: int, num_layers: int | None = None, image_shape: str | Sequence[int] = "3,224,224",
-               dtype: str = "float32", multiplier: float = 1.0, **kwargs) -> nn.Module:
+def get_symbol(num_classes: int, num_layers: int | None = None,
+               image_shape: str | Sequence[int] = "3,224,224", dtype: str = "float32",
+               multiplier: float = 1.0, **kwargs) -> nn.Module:
     """MobileNetV2 of width `multiplier`; `dtype` is the training loop's (autocast)."""
     if multiplier <= 0:
         raise ValueError(f"MobileNetV2 multiplier must be positive, not {multiplier}")

@@ -83,9 +83,11 @@ class PreActUnit(nn.Module):
         channels = in_channels
         for k, (kernel, out) in enumerate(zip(kernels, widths), start=1):
             self.add_module(f"bn{k}", bn(channels))
-            self.add_module(f"conv{k}", conv2d(channels, out, kernel, stride if k == strided else 1, kernel // 2))
+            conv_stride = stride if k == strided else 1
+            self.add_module(f"conv{k}", conv2d(channels, out, kernel, conv_stride, kernel // 2))
             channels = out
-        self.steps = [(getattr(self, f"bn{k}"), getattr(self, f"conv{k}")) for k in range(1, len(kernels) + 1)]
+        self.steps = [(getattr(self, f"bn{k}"), getattr(self, f"conv{k}"))
+                      for k in range(1, len(kernels) + 1)]
         self.sc = conv2d(in_channels, out_channels, 1, stride) if project else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -109,7 +111,8 @@ class ResNet(nn.Module):
             self.conv0 = conv2d(in_channels, stem, 7, 2, 3)
             self.bn0 = bn(stem)
         for name, unit_in, unit_out, stride in stage_layout(plan):
-            self.add_module(name, PreActUnit(unit_in, unit_out, stride, plan.bottle_neck, name.endswith("_unit1")))
+            project = name.endswith("_unit1")
+            self.add_module(name, PreActUnit(unit_in, unit_out, stride, plan.bottle_neck, project))
         self.units = [module for name, module in self.named_children() if name.startswith("stage")]
         self.bn1 = bn(plan.filters[-1])
         self.fc1 = nn.Linear(plan.filters[-1], num_classes)
@@ -123,8 +126,8 @@ class ResNet(nn.Module):
         return self.fc1(global_avg_pool(F.relu(self.bn1(x))))
 
 
-def get_symbol(num_classes: int, num_layers: int | None = None, image_shape: str | Sequence[int] = "3,224,224",
-               dtype: str = "float32", **kwargs) -> nn.Module:
+def get_symbol(num_classes: int, num_layers: int | None = None,
+               image_shape: str | Sequence[int] = "3,224,224", dtype: str = "float32", **kwargs) -> nn.Module:
     """ResNet v2 of `num_layers` for images of `image_shape`; `dtype` is the training loop's (autocast)."""
     channels, height, _ = parse_image_shape(image_shape)
     return init_weights_(ResNet(stage_plan(num_layers, height), num_classes, channels))

@@ -21,17 +21,20 @@ class PostActUnit(nn.Module):
     downsamples; a projecting unit's shortcut is a 1x1 conv and a BN named `shortcut_names`."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int, bottle_neck: bool, project: bool,
-                 width: int, strided: int, groups: int = 1, shortcut_names: tuple[str, str] = ("conv1sc", "sc")):
+                 width: int, strided: int, groups: int = 1,
+                 shortcut_names: tuple[str, str] = ("conv1sc", "sc")):
         super().__init__()
         kernels = [1, 3, 1] if bottle_neck else [3, 3]
         widths = [width, width, out_channels] if bottle_neck else [out_channels, out_channels]
         channels = in_channels
         for k, (kernel, out) in enumerate(zip(kernels, widths), start=1):
-            self.add_module(f"conv{k}", conv2d(channels, out, kernel, stride if k == strided else 1, kernel // 2,
-                                               groups=groups if bottle_neck and kernel == 3 else 1))
+            conv_stride = stride if k == strided else 1
+            conv_groups = groups if bottle_neck and kernel == 3 else 1
+            self.add_module(f"conv{k}", conv2d(channels, out, kernel, conv_stride, kernel // 2, conv_groups))
             self.add_module(f"bn{k}", bn(out))
             channels = out
-        self.steps = [(getattr(self, f"conv{k}"), getattr(self, f"bn{k}")) for k in range(1, len(kernels) + 1)]
+        self.steps = [(getattr(self, f"conv{k}"), getattr(self, f"bn{k}"))
+                      for k in range(1, len(kernels) + 1)]
         self.shortcut = None
         if project:
             sc_conv, sc_bn = shortcut_names
@@ -72,8 +75,8 @@ class ResNetV1(nn.Module):
         return self.fc1(global_avg_pool(x))
 
 
-def get_symbol(num_classes: int, num_layers: int | None = None, image_shape: str | Sequence[int] = "3,224,224",
-               dtype: str = "float32", **kwargs) -> nn.Module:
+def get_symbol(num_classes: int, num_layers: int | None = None,
+               image_shape: str | Sequence[int] = "3,224,224", dtype: str = "float32", **kwargs) -> nn.Module:
     """ResNet v1 of `num_layers` for images of `image_shape`; `dtype` is the training loop's (autocast)."""
     channels, height, _ = parse_image_shape(image_shape)
     return init_weights_(ResNetV1(stage_plan(num_layers, height), num_classes, channels))

@@ -53,9 +53,9 @@ class ResNeXt(nn.Module):
         return self.fc1(global_avg_pool(x))
 
 
-def get_symbol(num_classes: int, num_layers: int | None = None, image_shape: str | Sequence[int] = "3,224,224",
-               dtype: str = "float32", num_group: int = 32, width_per_group: int | None = None,
-               **kwargs) -> nn.Module:
+def get_symbol(num_classes: int, num_layers: int | None = None,
+               image_shape: str | Sequence[int] = "3,224,224", dtype: str = "float32",
+               num_group: int = 32, width_per_group: int | None = None, **kwargs) -> nn.Module:
     """ResNeXt of `num_layers` with `num_group` groups; `dtype` is the training loop's (autocast)."""
     channels, height, _ = parse_image_shape(image_shape)
     plan = stage_plan(num_layers, height, cifar_max_height=32)

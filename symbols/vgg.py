@@ -26,8 +26,9 @@ class VGG(nn.Module):
         for stage, (num_convs, out) in enumerate(zip(CONVS_PER_STAGE[num_layers], WIDTHS), start=1):
             units = []
             for i in range(1, num_convs + 1):
-                units.append(Unit(self, f"conv{stage}_{i}", f"bn{stage}_{i}" if batch_norm else None, channels, out,
-                                  3, 1, 1, bias=True, fix_gamma=True))
+                bn_name = f"bn{stage}_{i}" if batch_norm else None
+                units.append(Unit(self, f"conv{stage}_{i}", bn_name, channels, out, 3, 1, 1, bias=True,
+                                  fix_gamma=True))
                 channels = out
             self.stages.append(units)
         self.fc6 = nn.Linear(channels * (height // 32) * (width // 32), 4096)
@@ -45,9 +46,10 @@ class VGG(nn.Module):
         return self.fc8(x)
 
 
-def get_symbol(num_classes: int, num_layers: int | None = None, image_shape: str | Sequence[int] = "3,224,224",
-               dtype: str = "float32", batch_norm: bool = False, **kwargs) -> nn.Module:
-    """VGG of `num_layers` (11, 13, 16, 19), with BatchNorm if `batch_norm`; `dtype` is the training loop's."""
+def get_symbol(num_classes: int, num_layers: int | None = None,
+               image_shape: str | Sequence[int] = "3,224,224", dtype: str = "float32",
+               batch_norm: bool = False, **kwargs) -> nn.Module:
+    """VGG of `num_layers` (11, 13, 16, 19), BatchNorm if `batch_norm`; `dtype` is the training loop's."""
     if num_layers not in CONVS_PER_STAGE:
         raise ValueError(f"VGG has 11, 13, 16 or 19 layers, not {num_layers}")
     return init_weights_(VGG(num_classes, num_layers, bool(batch_norm), parse_image_shape(image_shape)))

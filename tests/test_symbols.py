@@ -38,7 +38,7 @@ VARIANTS = [
     ("inception-bn", {}, "3,28,28", 10, 1_652_826, None, "3,28,28"),
     ("inception-v3", {}, "3,299,299", 1000, 23_834_568, "inception-v3", "3,299,299"),
     ("inception-v4", {}, "3,299,299", 1000, 54_967_816, "inception-v4", "3,299,299"),
-    ("inception-resnet-v2", {}, "3,299,299", 1000, 56_009_476, "inception-resnet-v2", "3,139,139"),
+    ("inception-resnet-v2", {}, "3,299,299", 1000, 56_009_476, "inception-resnet-v2", "3,107,107"),
     ("resnet", {"num_layers": 18}, "3,224,224", 1000, 11_691_950, "resnet_18", "3,64,64"),
     ("resnet", {"num_layers": 34}, "3,224,224", 1000, 21_800_110, "resnet_34", "3,64,64"),
     ("resnet", {"num_layers": 50}, "3,224,224", 1000, 25_549_486, "resnet_50", "3,64,64"),
@@ -71,7 +71,17 @@ VARIANTS = [
     ("mobilenetv2", {"multiplier": 0.5}, "3,224,224", 1000, 1_965_736, None, "3,64,64"),
     ("mobilenetv2", {"multiplier": 1.4}, "3,224,224", 1000, 6_099_079, None, "3,64,64"),
 ]
-IDS = [f"{net}-{'-'.join(f'{v}' for v in kw.values())}-{shape.replace(',', 'x')}" for net, kw, shape, *_ in VARIANTS]
+IDS = ["-".join([net, *map(str, kw.values()), shape.replace(",", "x")]) for net, kw, shape, *_ in VARIANTS]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These tensors are small: a second thread costs more in synchronisation than it gains, many times
+    more on a machine shared with other work."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def build(network: str, options: dict, image_shape: str, num_classes: int, seed: int = 0) -> torch.nn.Module:
@@ -192,8 +202,7 @@ def test_resnet_layout_follows_image_size():
     assert small18.conv0.kernel_size == (3, 3) and small18.bn0 is None and hasattr(small18, "stage4_unit2")
     cifar = symbols.create_model("resnet", 10, num_layers=20, image_shape=(3, 32, 32))
     assert cifar.conv0.kernel_size == (3, 3) and not hasattr(cifar, "stage4_unit1")
-    assert symbols.create_model("resnet", 10, num_layers=20, image_shape="3,32,32")(torch.randn(2, 3, 32, 32)).shape \
-        == (2, 10)
+    assert cifar(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
 @pytest.mark.parametrize("network, options, message", [
@@ -215,8 +224,8 @@ def test_network_extras_arguments():
     parser = argparse.ArgumentParser()
     symbols.add_network_args(parser)
     args = parser.parse_args([])
-    assert (args.num_group, args.width_per_group, args.batch_norm, args.alpha, args.multiplier) == (32, None, 0, 1.0, 1.0)
-    args = parser.parse_args(["--num-group", "64", "--width-per-group", "4", "--batch-norm", "1", "--alpha", "0.5"])
+    assert vars(args) == dict(num_group=32, width_per_group=None, batch_norm=0, alpha=1.0, multiplier=1.0)
+    args = parser.parse_args("--num-group 64 --width-per-group 4 --batch-norm 1 --alpha 0.5".split())
     model = symbols.create_model("resnext", 10, num_layers=101, image_shape="3,224,224", **vars(args))
     assert model.stage1_unit1.conv2.weight.shape == (256, 4, 3, 3)  # 64 groups of 4 channels: 64x4d
     with pytest.raises(SystemExit):
@@ -236,7 +245,8 @@ def test_channels_last_gives_the_same_output(network, options, image_shape):
     with torch.no_grad():
         expected = model(x)
         model.to(memory_format=torch.channels_last)
-        torch.testing.assert_close(model(x.to(memory_format=torch.channels_last)), expected, rtol=1e-4, atol=1e-4)
+        out = model(x.to(memory_format=torch.channels_last))
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("network, options, image_shape", SMALL, ids=[s[0] for s in SMALL])
