@@ -52,4 +52,5 @@ def get_symbol(num_classes: int, num_layers: int | None = None,
     """VGG of `num_layers` (11, 13, 16, 19), BatchNorm if `batch_norm`; `dtype` is the training loop's."""
     if num_layers not in CONVS_PER_STAGE:
         raise ValueError(f"VGG has 11, 13, 16 or 19 layers, not {num_layers}")
-    return init_weights_(VGG(num_classes, num_layers, bool(batch_norm), parse_image_shape(image_shape)))
+    model = VGG(num_classes, num_layers, bool(batch_norm), parse_image_shape(image_shape))
+    return init_weights_(model, "xavier-uniform-avg")

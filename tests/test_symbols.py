@@ -271,3 +271,16 @@ def test_inception_v3_block_compiles_with_inductor():
     x = torch.randn(1, 16, 5, 5)
     with torch.no_grad():
         torch.testing.assert_close(torch.compile(block)(x), block(x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("network, options, layer, std", [
+    ("resnet", {"num_layers": 20, "image_shape": "3,28,28"}, "stage1_unit1.conv1", (2 / (16 * 9)) ** 0.5),
+    ("alexnet", {}, "conv2", 0.01),
+    ("vgg", {"num_layers": 11, "image_shape": "3,32,32"}, "conv3_1", (2 / ((128 + 256) * 9)) ** 0.5),
+])
+def test_weights_start_as_mxnet_fit_initialises_them(network, options, layer, std):
+    torch.manual_seed(0)
+    model = symbols.create_model(network, 10, **options)
+    conv = model.get_submodule(layer)
+    assert conv.weight.std().item() == pytest.approx(std, rel=0.1)
+    assert conv.bias is None or not conv.bias.any()
