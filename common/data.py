@@ -5,17 +5,25 @@ device. Loaders also have `set_epoch(epoch)` (a fresh shuffle per epoch, reprodu
 """
 from __future__ import annotations
 
+import argparse
 import gzip
+import logging
 import os
 import struct
 import zlib
-from typing import Iterator, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
+import cv2
 import numpy as np
 import torch
+import torch.utils.data
 
+from common.augment import EvalPreset, TrainPreset
 from common.dist import DistInfo
 from common.download import DownloadError, download
+from common.recordio import RecordIOError, RecordReader, read_index, unpack
+
+log = logging.getLogger(__name__)
 
 
 class DataError(ValueError):
@@ -136,3 +144,391 @@ def get_mnist_iter(args, dist: DistInfo) -> tuple[TensorBatches, TensorBatches]:
     common = dict(mean=(0.0,), std=(255.0,), seed=args.seed, rank=dist.rank, world_size=dist.world_size)
     return (TensorBatches(train_x, train_y, batch, shuffle=True, **common),
             TensorBatches(val_x, val_y, batch, shuffle=False, **common))
+
+
+# --- image record files (.rec) -------------------------------------------------------------------------
+
+def add_data_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """MXNet's data options (example/image-classification/common/data.py), same names and defaults."""
+    data = parser.add_argument_group("Data", "the input images")
+    data.add_argument("--data-train", type=str, help="the training data: a .rec file or a folder of them")
+    data.add_argument("--data-train-idx", type=str, default="",
+                      help="the index of the training data (default: the .idx beside the .rec; "
+                           "without one the .rec is scanned)")
+    data.add_argument("--data-val", type=str, help="the validation data: a .rec file or a folder of them")
+    data.add_argument("--data-val-idx", type=str, default="", help="the index of the validation data")
+    data.add_argument("--rgb-mean", type=str, default="123.68,116.779,103.939",
+                      help="a tuple of size 3 for the mean rgb")
+    data.add_argument("--rgb-std", type=str, default="1,1,1", help="a tuple of size 3 for the std rgb")
+    data.add_argument("--pad-size", type=int, default=0, help="padding the input image")
+    data.add_argument("--fill-value", type=int, default=127,
+                      help="Set the padding pixels value to fill_value")
+    data.add_argument("--image-shape", type=str, default="3,224,224",
+                      help="the image shape feed into the network, e.g. (3,224,224)")
+    data.add_argument("--num-classes", type=int, help="the number of classes")
+    data.add_argument("--num-examples", type=int, help="the number of training examples")
+    data.add_argument("--data-nthreads", type=int, default=4,
+                      help="number of worker processes for data decoding (0: decode in the training process)")
+    data.add_argument("--benchmark", type=int, default=0,
+                      help="if 1, then feed the network with synthetic data")
+    return data
+
+
+# --data-aug-level presets (FORMATS.md section 8); each level adds to the ones below it.
+AUG_LEVELS = {
+    1: dict(random_crop=1, random_mirror=1),
+    2: dict(max_random_h=36, max_random_s=50, max_random_l=50),
+    3: dict(max_random_rotate_angle=10, max_random_shear_ratio=0.1, max_random_aspect_ratio=0.25),
+}
+
+
+def aug_level_settings(level: int) -> dict:
+    """The augmentation option values of `--data-aug-level level` (0: none)."""
+    return {key: value for lvl in range(1, level + 1) for key, value in AUG_LEVELS[lvl].items()}
+
+
+def set_data_aug_level(parser: argparse.ArgumentParser, level: int) -> None:
+    """For scripts: make `level`'s augmentations the defaults (MXNet's data.set_data_aug_level)."""
+    parser.set_defaults(**aug_level_settings(level))
+
+
+class _AugLevelAction(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        for key, value in aug_level_settings(values).items():
+            setattr(namespace, key, value)
+
+
+def add_data_aug_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """MXNet's augmentation options (ImageRecordIter's), same names and defaults, plus --data-aug-level."""
+    aug = parser.add_argument_group("Image augmentations", "applied in this order, see common/augment.py")
+    aug.add_argument("--random-crop", type=int, default=0, help="if or not randomly crop the image")
+    aug.add_argument("--random-mirror", type=int, default=0, help="if or not randomly flip horizontally")
+    aug.add_argument("--max-random-h", type=int, default=0, help="max change of hue, whose range is [0, 180]")
+    aug.add_argument("--max-random-s", type=int, default=0,
+                     help="max change of saturation, whose range is [0, 255]")
+    aug.add_argument("--max-random-l", type=int, default=0,
+                     help="max change of intensity, whose range is [0, 255]")
+    aug.add_argument("--min-random-aspect-ratio", type=float, default=None,
+                     help="min value of aspect ratio, whose value is either None or a positive value.")
+    aug.add_argument("--max-random-aspect-ratio", type=float, default=0,
+                     help="max value of aspect ratio. If min_random_aspect_ratio is None, the aspect ratio "
+                          "range is [1-max_random_aspect_ratio, 1+max_random_aspect_ratio], otherwise it is "
+                          "[min_random_aspect_ratio, max_random_aspect_ratio].")
+    aug.add_argument("--max-random-rotate-angle", type=int, default=0,
+                     help="max angle to rotate, whose range is [0, 360]")
+    aug.add_argument("--max-random-shear-ratio", type=float, default=0,
+                     help="max ratio to shear, whose range is [0, 1]")
+    aug.add_argument("--max-random-scale", type=float, default=1, help="max ratio to scale")
+    aug.add_argument("--min-random-scale", type=float, default=1,
+                     help="min ratio to scale, should >= img_size/input_shape. otherwise use --pad-size")
+    aug.add_argument("--max-random-area", type=float, default=1,
+                     help="max area to crop in random resized crop, whose range is [0, 1]")
+    aug.add_argument("--min-random-area", type=float, default=1,
+                     help="min area to crop in random resized crop, whose range is [0, 1]")
+    aug.add_argument("--min-crop-size", type=int, default=-1,
+                     help="Crop both width and height into a random size in [min_crop_size, max_crop_size]")
+    aug.add_argument("--max-crop-size", type=int, default=-1,
+                     help="Crop both width and height into a random size in [min_crop_size, max_crop_size]")
+    aug.add_argument("--brightness", type=float, default=0,
+                     help="brightness jittering, whose range is [0, 1]")
+    aug.add_argument("--contrast", type=float, default=0, help="contrast jittering, whose range is [0, 1]")
+    aug.add_argument("--saturation", type=float, default=0,
+                     help="saturation jittering, whose range is [0, 1]")
+    aug.add_argument("--pca-noise", type=float, default=0, help="pca noise, whose range is [0, 1]")
+    aug.add_argument("--random-resized-crop", type=int, default=0, help="whether to use random resized crop")
+    aug.add_argument("--data-aug-level", type=int, choices=range(4), action=_AugLevelAction,
+                     help="preset: 1 = random crop + mirror; 2 = plus h/s/l 36/50/50; 3 = plus rotate 10, "
+                          "shear 0.1, aspect 0.25 (options given after it override it)")
+    return aug
+
+
+def parse_image_shape(text: str) -> tuple[int, int, int]:
+    """'3,224,224' or '(3, 224, 224)' -> (3, 224, 224)."""
+    try:
+        shape = tuple(int(v) for v in text.strip("()[] ").split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or shape[0] not in (1, 3) or min(shape) <= 0:
+        raise DataError(f"--image-shape '{text}': expected channels,height,width with 1 or 3 channels")
+    return shape
+
+
+def parse_channel_values(text: str, option: str, channels: int) -> tuple[float, ...]:
+    """'123.68,116.779,103.939' -> one value per channel (a 1-channel shape takes the first of three)."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) not in (channels, 3):
+        raise DataError(f"{option} '{text}': expected {channels} comma-separated numbers")
+    return values[:channels]
+
+
+class RecordFiles:
+    """The records of one or more `.rec` files: where each starts (file number, byte offset), taken from
+    the `.idx` files or, without one, by scanning the `.rec`. Readers are opened lazily in each process."""
+
+    def __init__(self, rec_paths: list[str], file_ids: np.ndarray, offsets: np.ndarray):
+        self.rec_paths, self.file_ids, self.offsets = rec_paths, file_ids, offsets
+        self._readers: dict[int, RecordReader] = {}
+
+    @classmethod
+    def open(cls, path: str, idx_path: str = "") -> RecordFiles:
+        """`path`: a .rec file (index `idx_path`, else the .idx beside it) or a folder of .rec files."""
+        if os.path.isdir(path):
+            if idx_path:
+                raise DataError(f"{path} is a folder: an index can only be given for a single .rec file")
+            recs = sorted(os.path.join(path, f) for f in os.listdir(path) if f.endswith(".rec"))
+            if not recs:
+                raise DataError(f"{path}: folder holds no .rec files")
+        elif os.path.isfile(path):
+            recs = [path]
+        else:
+            raise DataError(f"{path}: no such file or folder")
+        file_ids, offsets = [], []
+        for number, rec in enumerate(recs):
+            idx = idx_path or os.path.splitext(rec)[0] + ".idx"
+            try:
+                with RecordReader(rec) as reader:
+                    if os.path.exists(idx):
+                        found = list(read_index(idx, reader.size).values())
+                    elif idx_path:
+                        raise DataError(f"{idx_path}: index file not found")
+                    else:
+                        log.info("%s has no index %s: scanning it (tools/rec2idx.py writes one)", rec, idx)
+                        found = reader.scan_offsets()
+            except RecordIOError as e:
+                raise DataError(str(e)) from None
+            file_ids.append(np.full(len(found), number, np.int32))
+            offsets.append(np.array(found, np.int64))
+        files = cls(recs, np.concatenate(file_ids), np.concatenate(offsets))
+        if len(files) == 0:
+            raise DataError(f"{path}: holds no records")
+        return files
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def __getstate__(self) -> dict:  # open file descriptors stay in the process that opened them
+        return {**self.__dict__, "_readers": {}}
+
+    def read(self, position: int) -> tuple[str, int, bytes]:
+        """(file, byte offset, record payload) of record number `position`."""
+        number, offset = int(self.file_ids[position]), int(self.offsets[position])
+        reader = self._readers.get(number)
+        if reader is None:
+            reader = self._readers[number] = RecordReader(self.rec_paths[number])
+        return reader.path, offset, reader.read_at(offset)
+
+
+class _Batch(NamedTuple):
+    images: torch.Tensor
+    labels: torch.Tensor
+    skipped: list[str]  # one warning per image that did not decode
+    error: str | None   # a fatal problem (bad record or label), raised as DataError by the loader
+
+
+class _BatchDecoder(torch.utils.data.Dataset):
+    """Turns a task (batch seed, record positions) into a batch; runs in the DataLoader's workers."""
+
+    def __init__(self, files: RecordFiles, preset, shape: tuple[int, int, int], num_classes: int | None):
+        self.files, self.preset, self.shape, self.num_classes = files, preset, shape, num_classes
+
+    def _record(self, position: int) -> tuple[str, int, bytes]:
+        """(where, label, image bytes) of a record; errors name the file and the byte offset."""
+        path, offset, record = self.files.read(position)
+        try:
+            header, data = unpack(record)
+        except RecordIOError as e:
+            raise DataError(f"{path}: record at byte {offset}: {e}") from None
+        where = f"{path}: record at byte {offset} (image id {header.id})"
+        label = float(header.label if header.flag == 0 else header.label[0])  # the first of several
+        if self.num_classes is not None and not (label.is_integer() and 0 <= label < self.num_classes):
+            raise DataError(f"{where}: label {label:g} is outside 0..{self.num_classes - 1} "
+                            f"(--num-classes {self.num_classes})")
+        if not (label.is_integer() and label >= 0):
+            raise DataError(f"{where}: label {label:g} is not a class number (0, 1, 2, ...)")
+        return where, int(label), data
+
+    def __getitem__(self, task: tuple[tuple[int, ...], np.ndarray]) -> _Batch:
+        seed, positions = task
+        rng = np.random.default_rng(seed)
+        images = torch.empty((len(positions), *self.shape), dtype=torch.uint8)
+        if torch.utils.data.get_worker_info() is not None:
+            images.share_memory_()  # decode straight into the memory the batch is handed over in
+        pixels = images.numpy()
+        labels = torch.empty(len(positions), dtype=torch.int64)
+        skipped, n = [], 0
+        for position in positions:
+            try:
+                where, label, data = self._record(position)
+            except (RecordIOError, DataError) as e:
+                return _Batch(images[:0], labels[:0], skipped, str(e))
+            img = self.preset(data, rng)
+            if img is None:
+                skipped.append(f"{where}: image does not decode, skipped")
+                continue
+            if img.shape[:2] != self.shape[1:]:  # cv2.split below would then write elsewhere, silently
+                raise AssertionError(f"{where}: augmentation returned {img.shape}, expected {self.shape}")
+            if self.shape[0] == 3:  # BGR HWC -> RGB CHW: OpenCV writes the planes in place, 5x numpy's speed
+                cv2.split(img, [pixels[n, 2], pixels[n, 1], pixels[n, 0]])
+            else:
+                pixels[n, 0] = img[:, :, 0]
+            labels[n] = label
+            n += 1
+        return _Batch(images[:n], labels[:n], skipped, None)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+
+class ShardSampler(torch.utils.data.Sampler):
+    """This rank's batches of record positions for the current epoch, as (augmentation seed, positions).
+
+    Training: all records permuted with (seed, epoch); rank r of world_size takes every world_size-th
+    record of that order, so shards are disjoint and together complete. Every batch is full and every
+    rank runs the same number of them: a shard is filled up by wrapping around to its start, as MXNet's
+    round_batch does. Validation: file order and a partial last batch. The augmentation seed of a batch
+    depends on (seed, epoch, rank, batch number) only, so images do not depend on the worker count."""
+
+    def __init__(self, num_records: int, batch_size: int, *, train: bool, seed: int = 0, rank: int = 0,
+                 world_size: int = 1):
+        self.num_records, self.batch_size, self.train = num_records, batch_size, train
+        self.seed, self.rank, self.world_size = seed % 2**32, rank, world_size
+        self.epoch = 0
+
+    def shard(self) -> np.ndarray:
+        """This rank's record positions for the current epoch, in reading order."""
+        if not self.train:
+            return np.arange(self.rank, self.num_records, self.world_size)
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.num_records)
+        return np.resize(order[self.rank::self.world_size], len(self) * self.batch_size)
+
+    def __len__(self) -> int:
+        n, world = self.num_records, self.world_size
+        per_rank = -(-n // world) if self.train else len(range(self.rank, n, world))
+        return -(-per_rank // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
+        shard = self.shard()
+        for i, start in enumerate(range(0, len(shard), self.batch_size)):
+            yield (self.seed, self.epoch, self.rank, i), shard[start:start + self.batch_size]
+
+
+class RecordBatches:
+    """Batches decoded from record files by `num_workers` processes (the loader protocol of this module),
+    in the order of a ShardSampler. Images that do not decode are skipped with a warning and counted in
+    `num_skipped`; a bad record or label raises DataError."""
+
+    def __init__(self, files: RecordFiles, preset, shape: tuple[int, int, int], batch_size: int, *,
+                 train: bool, mean: Sequence[float], std: Sequence[float], seed: int = 0, rank: int = 0,
+                 world_size: int = 1, num_workers: int = 0, pin_memory: bool = False,
+                 num_classes: int | None = None):
+        if len(files) < world_size:
+            raise DataError(f"{files.rec_paths[0]}: {len(files)} records cannot be shared by "
+                            f"{world_size} processes")
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.sampler = ShardSampler(len(files), batch_size, train=train, seed=seed, rank=rank,
+                                    world_size=world_size)
+        self.num_skipped = 0
+        # No cv2.setNumThreads in the workers: after a fork it deadlocks once the parent has used OpenCV's
+        # thread pool. And nothing here may point back at self, or the workers outlive the loader.
+        self._loader = torch.utils.data.DataLoader(
+            _BatchDecoder(files, preset, shape, num_classes), batch_size=None, sampler=self.sampler,
+            num_workers=num_workers, persistent_workers=num_workers > 0, pin_memory=pin_memory)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for batch in self._loader:
+            if batch.error:
+                raise DataError(batch.error)
+            for message in batch.skipped:
+                log.warning(message)
+            self.num_skipped += len(batch.skipped)
+            if len(batch.labels):
+                yield batch.images, batch.labels
+
+
+def build_train_preset(args, shape: tuple[int, int, int]) -> TrainPreset:
+    """The training augmentation that the options in `args` (add_data_aug_args) ask for."""
+    try:
+        return TrainPreset(
+            height=shape[1], width=shape[2], channels=shape[0], rand_crop=bool(args.random_crop),
+            rand_mirror=bool(args.random_mirror), max_rotate_angle=args.max_random_rotate_angle,
+            max_shear_ratio=args.max_random_shear_ratio, min_random_scale=args.min_random_scale,
+            max_random_scale=args.max_random_scale, max_aspect_ratio=args.max_random_aspect_ratio,
+            min_aspect_ratio=args.min_random_aspect_ratio, pad=args.pad_size, fill_value=args.fill_value,
+            random_resized_crop=bool(args.random_resized_crop), min_random_area=args.min_random_area,
+            max_random_area=args.max_random_area, min_crop_size=args.min_crop_size,
+            max_crop_size=args.max_crop_size, brightness=args.brightness, contrast=args.contrast,
+            saturation=args.saturation, random_h=args.max_random_h, random_s=args.max_random_s,
+            random_l=args.max_random_l, pca_noise=args.pca_noise)
+    except ValueError as e:
+        raise DataError(f"augmentation options: {e}") from None
+
+
+def get_rec_iter(args, dist: DistInfo) -> tuple[RecordBatches | SyntheticBatches, RecordBatches | None]:
+    """Training and validation (None without --data-val) batches from record files, or synthetic batches
+    with --benchmark 1. Each rank reads its shard; `args.batch_size` is shared by the ranks."""
+    if args.benchmark:
+        return get_synthetic_iter(args, dist)
+    if not args.data_train:
+        raise DataError("--data-train is required: a .rec file or a folder of them (or --benchmark 1)")
+    shape = parse_image_shape(args.image_shape)
+    common = dict(mean=parse_channel_values(args.rgb_mean, "--rgb-mean", shape[0]),
+                  std=parse_channel_values(args.rgb_std, "--rgb-std", shape[0]),
+                  seed=args.seed, rank=dist.rank, world_size=dist.world_size, num_workers=args.data_nthreads,
+                  pin_memory=dist.device.type == "cuda", num_classes=args.num_classes)
+    batch = max(1, args.batch_size // dist.world_size)
+    # --num-examples does not cut the data: as in MXNet it only tells the training loop the epoch size
+    train_files = RecordFiles.open(args.data_train, args.data_train_idx)
+    train = RecordBatches(train_files, build_train_preset(args, shape), shape, batch, train=True, **common)
+    if not args.data_val:
+        return train, None
+    val_files = RecordFiles.open(args.data_val, args.data_val_idx)
+    val_preset = EvalPreset(height=shape[1], width=shape[2], channels=shape[0])
+    return train, RecordBatches(val_files, val_preset, shape, batch, train=False, **common)
+
+
+class SyntheticBatches:
+    """`--benchmark 1`: one random uint8 batch of --image-shape, served `num_batches` times per epoch
+    (500, as MXNet's SyntheticDataIter), so that the measured speed is the network's alone."""
+
+    def __init__(self, shape: tuple[int, int, int], batch_size: int, num_classes: int, *,
+                 mean: Sequence[float], std: Sequence[float], num_batches: int = 500, seed: int = 0,
+                 pin_memory: bool = False):
+        generator = torch.Generator().manual_seed(seed)
+        self.images = torch.randint(0, 256, (batch_size, *shape), dtype=torch.uint8, generator=generator)
+        self.labels = torch.randint(0, num_classes, (batch_size,), generator=generator)
+        if pin_memory:
+            self.images, self.labels = self.images.pin_memory(), self.labels.pin_memory()
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.num_batches = num_batches
+
+    def set_epoch(self, epoch: int) -> None:
+        pass
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for _ in range(self.num_batches):
+            yield self.images, self.labels
+
+
+def get_synthetic_iter(args, dist: DistInfo) -> tuple[SyntheticBatches, None]:
+    """Synthetic training batches of --image-shape and --num-classes; no files are read."""
+    if not args.num_classes:
+        raise DataError("--benchmark 1 needs --num-classes")
+    shape = parse_image_shape(args.image_shape)
+    train = SyntheticBatches(shape, max(1, args.batch_size // dist.world_size), args.num_classes,
+                             mean=parse_channel_values(args.rgb_mean, "--rgb-mean", shape[0]),
+                             std=parse_channel_values(args.rgb_std, "--rgb-std", shape[0]),
+                             seed=args.seed, pin_memory=dist.device.type == "cuda")
+    return train, None

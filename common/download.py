@@ -15,14 +15,6 @@ class DownloadError(RuntimeError):
     """A file could not be fetched or failed its checksum; the message says what to do instead."""
 
 
-def sha256sum(path: str, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _fetch(url: str, part: str, timeout: float) -> None:
     """Append the rest of `url` to `part`, resuming from its current size when the server allows."""
     have = os.path.getsize(part) if os.path.exists(part) else 0
@@ -45,9 +37,18 @@ def _fetch(url: str, part: str, timeout: float) -> None:
                 bar.update(len(block))
 
 
-def download(urls: Sequence[str] | str, path: str, sha256: str | None = None, timeout: float = 30.0) -> str:
+def file_digest(path: str, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def download(urls: Sequence[str] | str, path: str, sha256: str | None = None, timeout: float = 30.0,
+             md5: str | None = None) -> str:
     """Fetch `path` from the first of `urls` that answers; resume a `.part` file left by an earlier try;
-    check `sha256` when given. Returns `path`."""
+    check `sha256` (or `md5`, for data sets published with one) when given. Returns `path`."""
     urls = [urls] if isinstance(urls, str) else list(urls)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     part = path + ".part"
@@ -58,9 +59,10 @@ def download(urls: Sequence[str] | str, path: str, sha256: str | None = None, ti
         except (urllib.error.URLError, OSError, TimeoutError) as e:
             errors.append(f"{url}: {getattr(e, 'reason', e)}")
             continue
-        if sha256 and (got := sha256sum(part)) != sha256:
+        algorithm, expected = ("sha256", sha256) if sha256 else ("md5", md5)
+        if expected and (got := file_digest(part, algorithm)) != expected:
             os.unlink(part)
-            errors.append(f"{url}: checksum mismatch (sha256 {got}, expected {sha256})")
+            errors.append(f"{url}: checksum mismatch ({algorithm} {got}, expected {expected})")
             continue
         os.replace(part, path)
         return path
