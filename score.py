@@ -72,6 +72,8 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     fit.setup_logging(0)
     if args.batch_size <= 0:
         raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
+    if args.max_num_examples is not None and args.max_num_examples <= 0:
+        raise ValueError(f"--max-num-examples must be positive, got {args.max_num_examples}")
     if not (args.data_val or args.image or args.export):
         raise ValueError("give --data-val (a .rec file) to score, --image to classify one image, or --export")
     shape = data.parse_image_shape(args.image_shape)
@@ -103,7 +105,10 @@ class Scoring:
     def __call__(self, info: DistInfo) -> dict[str, float]:
         args = self.args
         fit.setup_logging(info.rank)
-        files = data.RecordFiles.open(args.data_val, limit=args.max_num_examples)
+        files = data.RecordFiles.open(args.data_val)
+        if args.max_num_examples:
+            files = data.RecordFiles(files.rec_paths, files.file_ids[:args.max_num_examples],
+                                     files.offsets[:args.max_num_examples])
         loader = data.RecordBatches(
             files, EvalPreset(height=self.shape[1], width=self.shape[2], channels=self.shape[0]), self.shape,
             max(1, args.batch_size // info.world_size), train=False, mean=self.mean, std=self.std,

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 
 from common.checkpoint import atomic_write
-from common.download import DownloadError, download, sha256sum
+from common.download import DownloadError, download, file_digest
 
 MIRRORS = ("http://data.mxnet.io/models/", "http://data.mxnet.io.s3-website-us-west-1.amazonaws.com/models/")
 CHECKSUMS = "checksums.json"
@@ -95,13 +95,13 @@ def fetch_checked(sources: list[str], path: str) -> str:
     stat = os.stat(path)
     record = records.get(name)
     if record is None:
-        records[name] = {"size": stat.st_size, "sha256": sha256sum(path), "mtime_ns": stat.st_mtime_ns,
+        records[name] = {"size": stat.st_size, "sha256": file_digest(path), "mtime_ns": stat.st_mtime_ns,
                          "url": sources[0]}
         atomic_write(records_path, lambda f: f.write(json.dumps(records, indent=2, sort_keys=True).encode()))
         return path
     if (stat.st_size, stat.st_mtime_ns) == (record["size"], record["mtime_ns"]):
         return path  # untouched since it was hashed
-    if stat.st_size != record["size"] or sha256sum(path) != record["sha256"]:
+    if stat.st_size != record["size"] or file_digest(path) != record["sha256"]:
         raise ModelZooError(f"{path} has changed since it was downloaded (recorded size {record['size']}, sha256 "
                             f"{record['sha256']}); delete it to download it again")
     record["mtime_ns"] = stat.st_mtime_ns  # same bytes, touched: remember the new time
