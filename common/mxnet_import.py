@@ -260,9 +260,10 @@ def _build_from_graph(graph: MXNetGraph, arrays: dict[str, np.ndarray], network:
     num_classes = int(fullc.attrs.get("num_hidden") or _shape(arrays, f"{fullc.name}_weight")[0])
     try:
         detected, kwargs = describe(graph, arrays)
-    except CheckpointError:
+    except (KeyError, ValueError) as e:  # CheckpointError is a ValueError
         if network is None:
-            raise
+            raise e if isinstance(e, CheckpointError) else \
+                CheckpointError(f"{graph.path}: unexpected layer attributes ({e!r}); give --network") from None
         detected, kwargs = network, {}
     if network is not None and network != detected:
         detected, kwargs = network, {}
