@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from symbols.layers import BatchNorm, conv2d, global_avg_pool, init_weights_, parse_image_shape
+from symbols.layers import BatchNorm, conv2d, global_avg_pool, parse_image_shape
 
 RESNET_BN_EPS = 2e-5
 IMAGENET_UNITS = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3], 101: [3, 4, 23, 3],
@@ -130,4 +130,4 @@ def get_symbol(num_classes: int, num_layers: int | None = None,
                image_shape: str | Sequence[int] = "3,224,224", dtype: str = "float32", **kwargs) -> nn.Module:
     """ResNet v2 of `num_layers` for images of `image_shape`; `dtype` is the training loop's (autocast)."""
     channels, height, _ = parse_image_shape(image_shape)
-    return init_weights_(ResNet(stage_plan(num_layers, height), num_classes, channels))
+    return ResNet(stage_plan(num_layers, height), num_classes, channels)

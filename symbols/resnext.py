@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from symbols.layers import conv2d, global_avg_pool, init_weights_, parse_image_shape
+from symbols.layers import conv2d, global_avg_pool, parse_image_shape
 from symbols.resnet import StagePlan, bn, stage_layout, stage_plan
 from symbols.resnet_v1 import PostActUnit
 
@@ -59,4 +59,4 @@ def get_symbol(num_classes: int, num_layers: int | None = None,
     """ResNeXt of `num_layers` with `num_group` groups; `dtype` is the training loop's (autocast)."""
     channels, height, _ = parse_image_shape(image_shape)
     plan = stage_plan(num_layers, height, cifar_max_height=32)
-    return init_weights_(ResNeXt(plan, num_classes, num_group, width_per_group, channels))
+    return ResNeXt(plan, num_classes, num_group, width_per_group, channels)
