@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Training speed over 1, 2, 4 .. GPUs and 2, 4 .. machines, as MXNet's benchmark.py: a table and a speedup plot.
+"""Training speed over 1, 2, 4 .. GPUs and 2, 4 .. machines, as MXNet's benchmark.py: a table and a plot.
 
     # one machine with 8 GPUs: 1, 2, 4, 8 GPUs
     python benchmark.py --gpu_count 8 --networks resnet-50:32:224 inception-v3:32:299
@@ -31,7 +31,6 @@ import statistics
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -103,11 +102,12 @@ def parse_network_spec(text: str, known: Iterable[str] | None = None) -> Network
         batch_size = int(batch)
         dims = [int(d) for d in size.split(",")]
     except ValueError:
-        raise ValueError(f"'{text}': batch_size and image_size must be whole numbers (image_size S or C,H,W)") \
-            from None
+        raise ValueError(f"'{text}': batch_size and image_size must be whole numbers "
+                         "(image_size S or C,H,W)") from None
     shape = (3, dims[0], dims[0]) if len(dims) == 1 else tuple(dims)
     if batch_size < 1 or len(shape) != 3 or min(shape) < 1:
-        raise ValueError(f"'{text}': the batch size must be positive and the image size S or C,H,W, all positive")
+        raise ValueError(f"'{text}': the batch size must be positive and the image size S or C,H,W, "
+                         "all positive")
     return NetworkSpec(network, num_layers, batch_size, shape)
 
 
@@ -264,22 +264,24 @@ def results_table(results: list[Result], fmt: str) -> str:
     return format_table(header, rows, fmt)
 
 
-def plot_speedup(results: list[Result], path: str, device_name: str, title: str) -> None:
-    """Measured speedup of each network against the ideal line, as MXNet's speedup chart."""
+def plot_speedup(results: list[Result], path: str, device_names: tuple[str, str], title: str) -> None:
+    """Measured speedup of each network against the ideal line, as MXNet's speedup chart. `device_names`
+    is the singular and the plural: ('GPU', 'GPUs')."""
+    device, devices = device_names
     counts = sorted({r.setup.devices for r in results})
     series = [Series("ideal", counts, counts, color="gray", linestyle="--", marker="")]
     for spec in dict.fromkeys(r.spec for r in results):
         points = [(r.setup.devices, s) for r, s in zip(results, speedups(results)) if r.spec == spec and s]
-        series.append(Series(f"{spec.label} ({spec.batch_size}/{device_name})",
+        series.append(Series(f"{spec.label} ({spec.batch_size}/{device})",
                              [d for d, _ in points], [s for _, s in points]))
-    save_line_plots([Panel(f"Speedup over one {device_name}", f"{device_name}s", "speedup", series,
+    save_line_plots([Panel(f"Speedup over one {device}", devices, "speedup", series,
                            integer_x=True, y_from_zero=True)], path, title=title)
 
 
 def describe_devices(on_gpus: bool, args: argparse.Namespace) -> str:
     if on_gpus:
         return f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}"
-    return (f"CPU processes of {args.cpu_threads} thread(s), {os.cpu_count()} cores, "
+    return (f"CPU processes with OMP_NUM_THREADS={args.cpu_threads}, {os.cpu_count()} cores, "
             f"torch {torch.__version__}")
 
 
@@ -315,14 +317,15 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> lis
     """Reject impossible requests up front, fill in the default network; return the hosts of --worker_file
     (none for one machine)."""
     for flag, value, minimum in (("--gpu_count", args.gpu_count, 0), ("--worker_count", args.worker_count, 1),
-                                 ("--cpu-processes", args.cpu_processes, 1), ("--cpu-threads", args.cpu_threads, 1),
-                                 ("--time-limit", args.time_limit, 1), ("--windows", args.windows, 1),
-                                 ("--disp-batches", args.disp_batches, 1)):
+                                 ("--cpu-processes", args.cpu_processes, 1),
+                                 ("--cpu-threads", args.cpu_threads, 1), ("--time-limit", args.time_limit, 1),
+                                 ("--windows", args.windows, 1), ("--disp-batches", args.disp_batches, 1)):
         if value < minimum:
             parser.error(f"{flag} must be at least {minimum}, not {value:g}")
     if args.networks is None:
         try:
-            args.networks = [parse_network_spec(DEFAULT_GPU_NETWORK if args.gpu_count else DEFAULT_CPU_NETWORK)]
+            default = DEFAULT_GPU_NETWORK if args.gpu_count else DEFAULT_CPU_NETWORK
+            args.networks = [parse_network_spec(default)]
         except ValueError as e:
             parser.error(f"the default network: {e}")
     available = torch.cuda.device_count()
@@ -347,7 +350,7 @@ def main(args: argparse.Namespace, hosts: list[str]) -> list[Result]:
     on_gpus = args.gpu_count > 0
     specs = args.networks
     setups = plan_setups(args.gpu_count if on_gpus else args.cpu_processes, args.worker_count)
-    device_name = "GPU" if on_gpus else "CPU process"
+    device_names = ("GPU", "GPUs") if on_gpus else ("CPU process", "CPU processes")
     os.makedirs(os.path.join(args.output_dir, "logs"), exist_ok=True)
     results = []
     with tqdm(total=len(specs) * len(setups), desc="benchmark", unit="run", disable=None) as bar:
@@ -356,8 +359,8 @@ def main(args: argparse.Namespace, hosts: list[str]) -> list[Result]:
                 result = run_setup(spec, setup, args, on_gpus, hosts)
                 results.append(result)
                 outcome = f"{result.speed:.1f} samples/sec" if result.speed is not None else result.problem
-                tqdm.write(f"{spec.label}: {setup.machines} machine(s) x {setup.per_machine} {device_name}: "
-                           f"{outcome}  [{result.log_path}]", file=sys.stderr)
+                tqdm.write(f"{spec.label}: {setup.machines} machine(s) x {setup.per_machine} "
+                           f"{device_names[1]}: {outcome}  [{result.log_path}]", file=sys.stderr)
                 bar.update(1)
     description = describe_devices(on_gpus, args)
     table = results_table(results, "markdown")
@@ -365,7 +368,7 @@ def main(args: argparse.Namespace, hosts: list[str]) -> list[Result]:
         f.write(f"{description}\n\n{table}")
     with open(os.path.join(args.output_dir, "results.csv"), "w") as f:
         f.write(results_table(results, "csv"))
-    plot_speedup(results, os.path.join(args.output_dir, "speedup.png"), device_name, description)
+    plot_speedup(results, os.path.join(args.output_dir, "speedup.png"), device_names, description)
     print(table, end="")
     return results
 
