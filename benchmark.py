@@ -209,7 +209,8 @@ def timed_run(command: list[str], log_path: str, time_limit: float, windows: int
                 speeds.extend(parse_speeds([line]))
                 if len(speeds) > windows:
                     enough.set()
-            enough.set()  # end of output: the run is over
+            process.wait()  # end of output: the run is over, and its exit code known
+            enough.set()
 
         reader = threading.Thread(target=copy_output, daemon=True)
         reader.start()
