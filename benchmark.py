@@ -145,11 +145,12 @@ def plan_setups(per_machine: int, machines: int) -> list[Setup]:
 
 def training_command(spec: NetworkSpec, setup: Setup, on_gpus: bool, disp_batches: int,
                      hostfile: str | None) -> list[str]:
-    """The train_imagenet.py run of `setup`, alone or under tools/launch.py."""
+    """The train_imagenet.py run of `setup`, alone or under tools/launch.py, to run in the repository root
+    (launch.py runs it in the same directory on the other hosts)."""
     several_processes = setup.machines > 1 or (not on_gpus and setup.per_machine > 1)
     kv_store = ("dist_sync_device" if on_gpus else "dist_sync") if several_processes else "device"
     python = "python3" if hostfile else sys.executable  # on other hosts, the python3 of the forwarded PATH
-    train = [python, os.path.join(ROOT, "train_imagenet.py") if not hostfile else "train_imagenet.py",
+    train = [python, "train_imagenet.py",
              "--benchmark", "1", "--network", spec.network,
              "--batch-size", str(spec.batch_size * setup.devices),
              "--image-shape", ",".join(map(str, spec.image_shape)),
@@ -160,7 +161,7 @@ def training_command(spec: NetworkSpec, setup: Setup, on_gpus: bool, disp_batche
     if not several_processes:
         return train
     workers = setup.machines if on_gpus else setup.devices  # one launch.py worker per CPU process
-    launch = [sys.executable, os.path.join(ROOT, "tools", "launch.py"), "-n", str(workers)]
+    launch = [sys.executable, os.path.join("tools", "launch.py"), "-n", str(workers)]
     launch += ["-H", hostfile] if hostfile else ["--launcher", "local"]
     return [*launch, *train]
 
@@ -191,8 +192,8 @@ def stop_process_group(process: subprocess.Popen) -> None:
         pass
 
 
-def timed_run(command: list[str], log_path: str, time_limit: float, windows: int,
-              env: dict[str, str]) -> tuple[list[float], int | None]:
+def timed_run(command: list[str], log_path: str, time_limit: float, windows: int, env: dict[str, str],
+              cwd: str | None = None) -> tuple[list[float], int | None]:
     """Run `command` into `log_path` until it exits, has logged `windows` speeds after the first, or
     `time_limit` seconds pass; return its speeds and its exit code (None when it was stopped)."""
     speeds: list[float] = []
@@ -200,7 +201,7 @@ def timed_run(command: list[str], log_path: str, time_limit: float, windows: int
     with open(log_path, "w") as log:
         log.write(f"# {subprocess.list2cmdline(command)}\n")
         log.flush()
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        process = subprocess.Popen(command, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
 
         def copy_output() -> None:
@@ -226,16 +227,17 @@ def timed_run(command: list[str], log_path: str, time_limit: float, windows: int
 def run_setup(spec: NetworkSpec, setup: Setup, args: argparse.Namespace, on_gpus: bool,
               hosts: list[str]) -> Result:
     name = f"{spec.label}-{setup.machines}x{setup.per_machine}"
-    log_path = os.path.join(args.output_dir, "logs", f"{name}.log")
+    logs = os.path.abspath(os.path.join(args.output_dir, "logs"))  # runs start in the repository root
+    log_path = os.path.join(logs, f"{name}.log")
     hostfile = None
     if setup.machines > 1:
-        hostfile = write_hostfile(os.path.join(args.output_dir, "logs", f"hosts-{setup.machines}"),
+        hostfile = write_hostfile(os.path.join(logs, f"hosts-{setup.machines}"),
                                   hosts[:setup.machines], 1 if on_gpus else setup.per_machine)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     if not on_gpus:
         env["OMP_NUM_THREADS"] = str(args.cpu_threads)
     speeds, code = timed_run(training_command(spec, setup, on_gpus, args.disp_batches, hostfile), log_path,
-                             args.time_limit, args.windows, env)
+                             args.time_limit, args.windows, env, cwd=ROOT)
     speed = measured_speed(speeds, args.windows)
     problem = ""
     if speed is None:
@@ -323,16 +325,16 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> lis
                                  ("--windows", args.windows, 1), ("--disp-batches", args.disp_batches, 1)):
         if value < minimum:
             parser.error(f"{flag} must be at least {minimum}, not {value:g}")
+    available = torch.cuda.device_count()
+    if args.gpu_count > available:
+        parser.error(f"--gpu_count {args.gpu_count}, but this machine has {available} GPU(s) "
+                     "(--gpu_count 0 measures CPU processes)")
     if args.networks is None:
         try:
             default = DEFAULT_GPU_NETWORK if args.gpu_count else DEFAULT_CPU_NETWORK
             args.networks = [parse_network_spec(default)]
         except ValueError as e:
             parser.error(f"the default network: {e}")
-    available = torch.cuda.device_count()
-    if args.gpu_count > available:
-        parser.error(f"--gpu_count {args.gpu_count}, but this machine has {available} GPU(s) "
-                     "(--gpu_count 0 measures CPU processes)")
     if args.worker_count == 1:
         return []
     if not args.worker_file:
@@ -361,7 +363,8 @@ def main(args: argparse.Namespace, hosts: list[str]) -> list[Result]:
                 results.append(result)
                 outcome = f"{result.speed:.1f} samples/sec" if result.speed is not None else result.problem
                 tqdm.write(f"{spec.label}: {setup.machines} machine(s) x {setup.per_machine} "
-                           f"{device_names[1]}: {outcome}  [{result.log_path}]", file=sys.stderr)
+                           f"{device_names[setup.per_machine > 1]}: {outcome}  [{result.log_path}]",
+                           file=sys.stderr)
                 bar.update(1)
     description = describe_devices(on_gpus, args)
     table = results_table(results, "markdown")

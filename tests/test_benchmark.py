@@ -10,9 +10,10 @@ import time
 import pytest
 from PIL import Image
 
-from benchmark import (Setup, doubling, measured_speed, parse_network_spec, parse_speeds, plan_setups,
-                       timed_run, training_command)
+from benchmark import (Setup, check_args, doubling, get_args_parser, measured_speed, parse_network_spec,
+                       parse_speeds, plan_setups, timed_run, training_command)
 from tests.conftest import run_script
+from tests.test_launch import sshd  # noqa: F401  (the throw-away sshd on loopback, a fixture)
 
 OURS = "2026-11-24 22:44:33,891 Node[0] Epoch[0] Batch [10-20]\tSpeed: 3003.33 samples/sec\taccuracy=0.934375"
 LAUNCHED = "[localhost 0] 2026-11-24 22:44:39,018 Node[0] Epoch[0] Batch [20-30]\tSpeed: 2284.29 samples/sec"
@@ -74,6 +75,25 @@ def test_bad_spec_on_the_command_line_is_one_error_line(tmp_path):
     assert result.stderr.splitlines()[-1].endswith("'lenet:32' is not network:batch_size:image_size "
                                                    "(e.g. resnet-50:32:224)")
     assert not os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--worker_count", "2"], "--worker_count 2 needs --worker_file"),
+    (["--worker_count", "3", "--worker_file", "HOSTS"], "--worker_count 3, but HOSTS lists 2 host(s)"),
+    (["--worker_count", "2", "--worker_file", "MISSING"], "cannot read hostfile MISSING"),
+    (["--gpu_count", "99"], "--gpu_count 99, but this machine has"),
+    (["--windows", "0"], "--windows must be at least 1, not 0"),
+])
+def test_impossible_requests_are_one_error_line(tmp_path, capsys, args, message):
+    paths = {"HOSTS": str(tmp_path / "hosts"), "MISSING": str(tmp_path / "missing")}
+    (tmp_path / "hosts").write_text("node1\nnode2\n")
+    parser = get_args_parser()
+    with pytest.raises(SystemExit) as exit_info:
+        check_args(parser, parser.parse_args([paths.get(a, a) for a in args]))
+    assert exit_info.value.code == 2
+    for name, path in paths.items():
+        message = message.replace(name, path)
+    assert message in capsys.readouterr().err.splitlines()[-1]
 
 
 def test_series_double_up_to_the_count_as_mxnet():
@@ -159,3 +179,23 @@ def test_cpu_series_writes_table_csv_and_plot(tmp_path):
     assert "--kv-store dist_sync" in (out / "logs" / "lenet-1x2.log").read_text()
     with Image.open(out / "speedup.png") as image:
         assert image.size == (500, 400)
+
+
+def test_cpu_series_over_two_machines_by_ssh(sshd, tmp_path):  # noqa: F811
+    """One CPU process on one machine, then one on each of two (127.0.0.1 and 127.0.0.2 over ssh)."""
+    directory, port = sshd
+    hostfile = tmp_path / "hosts"
+    hostfile.write_text(f"127.0.0.1:{port}\n127.0.0.2:{port}\n")
+    out = tmp_path / "bench"
+    result = run_script("benchmark.py", "--gpu_count", "0", "--cpu-processes", "1", "--worker_count", "2",
+                        "--worker_file", str(hostfile), "--networks", "lenet:32:1,28,28",
+                        "--disp-batches", "5", "--windows", "2", "--time-limit", "40",
+                        "--output-dir", str(out), timeout=120,
+                        env={"PATH": f"{directory / 'bin'}{os.pathsep}{os.environ['PATH']}"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["machines"], r["devices/machine"]) for r in rows] == [("1", "1"), ("2", "1")]
+    assert all(float(r["samples/sec"]) > 0 for r in rows)
+    log = (out / "logs" / "lenet-2x1.log").read_text()
+    assert f"2 worker(s) on 127.0.0.1:{port}, 127.0.0.2:{port}" in log and "--kv-store dist_sync" in log
