@@ -1,13 +1,15 @@
 """Networks by name, as MXNet's `symbols/` folder: one module per family.
 
 Each module `symbols/<family>.py` (dashes become underscores: `inception-bn` -> `inception_bn.py`)
-exposes `get_symbol(num_classes, **kwargs) -> torch.nn.Module` and ignores keyword arguments it does not
-use, since training scripts pass every parsed option. Layers are named after MXNet's layers, and nested
-blocks join with '_', so `stage1_unit1.conv1.weight` is MXNet's `stage1_unit1_conv1_weight`
-(see `common.checkpoint.mxnet_names`).
+exposes `get_symbol(num_classes, num_layers=None, image_shape='3,224,224', dtype='float32', **kwargs)
+-> torch.nn.Module` and ignores keyword arguments it does not use, since training scripts pass every parsed
+option. Layers are named after MXNet's layers, and nested blocks join with '_', so
+`stage1_unit1.conv1.weight` is MXNet's `stage1_unit1_conv1_weight` (see `common.checkpoint.mxnet_names`).
+Shared building blocks (MXNet's BatchNorm, convolution units, Inception towers) are in `symbols/layers.py`.
 """
 from __future__ import annotations
 
+import argparse
 import importlib
 import importlib.util
 
@@ -34,6 +36,19 @@ def create_model(name: str, num_classes: int, **kwargs) -> nn.Module:
     return importlib.import_module(_module_name(name)).get_symbol(num_classes=num_classes, **kwargs)
 
 
-def add_network_args(parser):
-    """Placeholder until the network zoo lands: options some families read."""
-    return parser.add_argument_group("Network extras")
+def add_network_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The options of single network families, with the defaults of MXNet's `get_symbol`s."""
+    group = parser.add_argument_group("Network extras", "options read by some --network families only")
+    group.add_argument("--num-group", type=int, default=32,
+                       help="resnext: groups of the bottleneck 3x3 convolutions")
+    group.add_argument("--width-per-group", type=int, default=None,
+                       help="resnext: channels per group in the first stage, doubling per stage (4 with "
+                            "--num-group 64 is resnext-101-64x4d); default: MXNet's, half the unit's "
+                            "output width")
+    group.add_argument("--batch-norm", type=int, default=0, choices=[0, 1],
+                       help="vgg: 1 adds a BatchNorm after every convolution")
+    group.add_argument("--alpha", type=float, default=1.0, choices=[0.25, 0.5, 0.75, 1.0],
+                       help="mobilenet: width multiplier")
+    group.add_argument("--multiplier", type=float, default=1.0,
+                       help="mobilenetv2: width multiplier")
+    return group

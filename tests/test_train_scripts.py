@@ -1,0 +1,57 @@
+"""train_cifar10.py, train_imagenet.py and data/cifar10.py, as a user runs them."""
+import importlib.util
+import io
+import os
+import tarfile
+
+import numpy as np
+import pytest
+
+import train_imagenet
+import train_mnist
+from common import recordio
+from conftest import ROOT
+
+
+def load_cifar10_packer():
+    spec = importlib.util.spec_from_file_location("cifar10_packer", os.path.join(ROOT, "data", "cifar10.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cifar10_binary_archive_packs_lossless_records(tmp_path):
+    packer = load_cifar10_packer()
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 6).astype(np.uint8)
+    planes = rng.integers(0, 256, (6, 3, 32, 32)).astype(np.uint8)  # R, G, B planes, as the archive stores them
+    blob = b"".join(bytes([label]) + plane.tobytes() for label, plane in zip(labels, planes))
+    archive = tmp_path / "cifar-10-binary.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("cifar-10-batches-bin/test_batch.bin")
+        info.size = len(blob)
+        tar.addfile(info, io.BytesIO(blob))
+    images, read_labels = packer.read_batches(str(archive), packer.TEST_FILES)
+    assert images.shape == (6, 32, 32, 3) and read_labels.tolist() == labels.tolist()
+    prefix = str(tmp_path / "val")
+    packer.write_rec(prefix, images, read_labels)
+    reader = recordio.IndexedRecordReader(prefix + ".idx", prefix + ".rec")
+    for i in range(6):
+        header, bgr = recordio.unpack_img(reader.read_idx(i), 1)
+        assert header.label == labels[i] and header.id == i
+        np.testing.assert_array_equal(bgr[:, :, ::-1], planes[i].transpose(1, 2, 0))  # lossless, RGB order kept
+
+
+def test_imagenet_recipe_is_applied_and_command_line_still_wins():
+    plain = train_imagenet.parse_args([])
+    assert plain.random_resized_crop == 0 and plain.max_random_rotate_angle == 10  # MXNet's level-3 default
+    recipe = train_imagenet.parse_args(["--use-imagenet-data-augmentation", "1", "--brightness", "0.2"])
+    assert recipe.random_resized_crop == 1 and recipe.min_random_area == 0.08 and recipe.pca_noise == 0.1
+    assert recipe.rgb_std == "58.393,57.12,57.375" and recipe.max_random_rotate_angle == 0
+    assert recipe.brightness == 0.2
+
+
+def test_bfloat16_autocast_trains_on_cpu(fake_mnist):
+    args = train_mnist.get_args_parser().parse_args(["--data-dir", str(fake_mnist), "--network", "lenet",
+                                                     "--num-epochs", "2", "--dtype", "bfloat16"])
+    assert train_mnist.main(args)["validation-accuracy"] > 0.8
