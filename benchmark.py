@@ -6,7 +6,7 @@
     # then 2 and 4 machines of 8 GPUs each, over the hosts in `hosts` (see tools/launch.py)
     python benchmark.py --worker_file hosts --worker_count 4 --gpu_count 8 --networks resnet-152:32:224
     # no GPU: 1 and 2 CPU processes on this machine, a small network
-    python benchmark.py --cpu-processes 2 --networks lenet:64:1,28,28 --time-limit 60
+    python benchmark.py --gpu_count 0 --cpu-processes 2 --networks resnet-20:32:32 lenet:64:1,28,28
 
 Each network is `network:batch_size:image_size`: a name of symbols/ with an optional `-LAYERS` depth
 (`resnet-152`, `vgg-16`), the batch size per GPU (per process on the CPU), and the image side S for
@@ -281,11 +281,11 @@ def plot_speedup(results: list[Result], path: str, device_names: tuple[str, str]
                            integer_x=True, y_from_zero=True)], path, title=title)
 
 
-def describe_devices(on_gpus: bool, args: argparse.Namespace) -> str:
+def describe_devices(on_gpus: bool, cpu_threads: int) -> str:
+    """A short title for the plot: the GPU model, or the cores and threads."""
     if on_gpus:
-        return f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}"
-    return (f"CPU processes with OMP_NUM_THREADS={args.cpu_threads}, {os.cpu_count()} cores, "
-            f"torch {torch.__version__}")
+        return torch.cuda.get_device_name(0)
+    return f"{os.cpu_count()}-core CPU, {cpu_threads} thread(s) per process"
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -366,10 +366,10 @@ def main(args: argparse.Namespace, hosts: list[str]) -> list[Result]:
                            f"{device_names[setup.per_machine > 1]}: {outcome}  [{result.log_path}]",
                            file=sys.stderr)
                 bar.update(1)
-    description = describe_devices(on_gpus, args)
+    description = describe_devices(on_gpus, args.cpu_threads)
     table = results_table(results, "markdown")
     with open(os.path.join(args.output_dir, "results.md"), "w") as f:
-        f.write(f"{description}\n\n{table}")
+        f.write(f"{description}, torch {torch.__version__}\n\n{table}")
     with open(os.path.join(args.output_dir, "results.csv"), "w") as f:
         f.write(results_table(results, "csv"))
     plot_speedup(results, os.path.join(args.output_dir, "speedup.png"), device_names, description)
