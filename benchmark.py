@@ -377,8 +377,18 @@ def main(args: argparse.Namespace, hosts: list[str]) -> list[Result]:
     return results
 
 
+def raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 if __name__ == "__main__":
+    for stop_signal in (signal.SIGTERM, signal.SIGHUP):  # stop the run under way too, as on Ctrl-C
+        signal.signal(stop_signal, raise_interrupt)
     parser = get_args_parser()
     arguments = parser.parse_args()
-    results = main(arguments, check_args(parser, arguments))
+    try:
+        results = main(arguments, check_args(parser, arguments))
+    except KeyboardInterrupt:  # the run under way has been stopped, with everything it started
+        print("benchmark.py: interrupted", file=sys.stderr)
+        sys.exit(130)
     sys.exit(1 if any(r.speed is None for r in results) else 0)

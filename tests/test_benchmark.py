@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
+import subprocess
 import sys
 import time
+import uuid
 
 import pytest
 from PIL import Image
 
 from benchmark import (Setup, check_args, doubling, get_args_parser, measured_speed, parse_network_spec,
                        parse_speeds, plan_setups, timed_run, training_command)
-from tests.conftest import run_script
+from tests.conftest import ROOT, run_script
 from tests.test_launch import sshd  # noqa: F401  (the throw-away sshd on loopback, a fixture)
 
 OURS = "2026-11-24 22:44:33,891 Node[0] Epoch[0] Batch [10-20]\tSpeed: 3003.33 samples/sec\taccuracy=0.934375"
@@ -199,3 +202,38 @@ def test_cpu_series_over_two_machines_by_ssh(sshd, tmp_path):  # noqa: F811
     assert all(float(r["samples/sec"]) > 0 for r in rows)
     log = (out / "logs" / "lenet-2x1.log").read_text()
     assert f"2 worker(s) on 127.0.0.1:{port}, 127.0.0.2:{port}" in log and "--kv-store dist_sync" in log
+
+
+def processes_with(marker: str) -> list[int]:
+    """Pids of the processes whose environment holds `marker`."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if marker.encode() in f.read():
+                    pids.append(int(pid))
+        except OSError:  # gone, or not ours
+            pass
+    return pids
+
+
+def test_sigterm_stops_the_run_under_way_with_its_workers(tmp_path):
+    """SIGTERM (or Ctrl-C) while two launched CPU processes train: exit 130, nothing left behind."""
+    marker = f"BENCHMARK_TEST={uuid.uuid4().hex}"
+    out = tmp_path / "bench"
+    process = subprocess.Popen(
+        [sys.executable, "benchmark.py", "--gpu_count", "0", "--cpu-processes", "2", "--networks",
+         "lenet:32:1,28,28", "--disp-batches", "5", "--time-limit", "6", "--output-dir", str(out)],
+        cwd=ROOT, env={**os.environ, marker.split("=")[0]: marker.split("=")[1]}, stderr=subprocess.PIPE,
+        text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while len(processes_with(marker)) < 6:  # benchmark.py, launch.py, 2 guards and 2 workers
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 130
+        assert process.stderr.read().strip().splitlines()[-1] == "benchmark.py: interrupted"
+        assert wait_gone(processes_with(marker), seconds=10)
+    finally:
+        process.kill()
