@@ -5,7 +5,6 @@ import os
 import tarfile
 
 import numpy as np
-import pytest
 
 import train_imagenet
 import train_mnist
