@@ -279,7 +279,7 @@ class Normalizer:
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         images = images.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        return torch.addcmul(self.shift, images.float(), self.scale)
+        return images.float().mul_(self.scale).add_(self.shift)
 
 
 @dataclass
@@ -314,13 +314,13 @@ def train_one_epoch(t: Training, epoch: int, loader) -> Meter:
             group["lr"] = lr
         with t.autocast():
             logits = t.model(images)
-            loss_sum = F.cross_entropy(logits.float(), labels, reduction="sum")
+            loss = F.cross_entropy(logits.float(), labels)
         t.optimizer.zero_grad(set_to_none=True)
-        t.scaler.scale(loss_sum / len(labels)).backward()
+        t.scaler.scale(loss).backward()
         t.scaler.step(t.optimizer)
         t.scaler.update()
         t.global_step += 1
-        meter.update(logits, labels, loss_sum)
+        meter.update(logits, labels, loss.detach() * len(labels))
         bar.update(1)
         if nbatch == 0:
             tic = time.time()  # as MXNet's Speedometer, time from the end of the first batch

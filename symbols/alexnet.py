@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from symbols.layers import Unit, init_weights_, parse_image_shape
+from symbols.layers import Unit, parse_image_shape
 
 
 def lrn(x: torch.Tensor) -> torch.Tensor:
@@ -52,4 +52,4 @@ class AlexNet(nn.Module):
 def get_symbol(num_classes: int, num_layers: int | None = None,
                image_shape: str | Sequence[int] = "3,224,224", dtype: str = "float32", **kwargs) -> nn.Module:
     """AlexNet; `dtype` is the training loop's (autocast)."""
-    return init_weights_(AlexNet(num_classes, parse_image_shape(image_shape)), "normal")
+    return AlexNet(num_classes, parse_image_shape(image_shape))

@@ -9,7 +9,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
-from symbols.layers import (C, Unit, build_steps, global_avg_pool, init_weights_, max_pool, parse_image_shape,
+from symbols.layers import (C, Unit, build_steps, global_avg_pool, max_pool, parse_image_shape,
                             run_steps)
 
 
@@ -49,4 +49,4 @@ class GoogLeNet(nn.Module):
 def get_symbol(num_classes: int, num_layers: int | None = None,
                image_shape: str | Sequence[int] = "3,224,224", dtype: str = "float32", **kwargs) -> nn.Module:
     """GoogLeNet; `dtype` is the training loop's (autocast)."""
-    return init_weights_(GoogLeNet(num_classes, parse_image_shape(image_shape)[0]))
+    return GoogLeNet(num_classes, parse_image_shape(image_shape)[0])

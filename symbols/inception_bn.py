@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from symbols.layers import C, Unit, build_steps, init_weights_, max_pool, parse_image_shape, pool, run_steps
+from symbols.layers import C, Unit, build_steps, max_pool, parse_image_shape, pool, run_steps
 
 BN_EPS = 1e-10 + 1e-5
 
@@ -84,4 +84,4 @@ def get_symbol(num_classes: int, num_layers: int | None = None,
                image_shape: str | Sequence[int] = "3,224,224", dtype: str = "float32", **kwargs) -> nn.Module:
     """Inception-BN, the small variant for images up to 28 pixels high; `dtype` is the training loop's."""
     channels, height, _ = parse_image_shape(image_shape)
-    return init_weights_(InceptionBN(num_classes, small=height <= 28, in_channels=channels))
+    return InceptionBN(num_classes, small=height <= 28, in_channels=channels)

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from symbols.layers import (C, Unit, avg_pool, build_steps, global_avg_pool, init_weights_, max_pool,
+from symbols.layers import (C, Unit, avg_pool, build_steps, global_avg_pool, max_pool,
                             parse_image_shape, run_steps)
 
 # Units take MXNet's automatic numbers in creation order, so the specs leave their names empty.
@@ -78,4 +78,4 @@ class InceptionResNetV2(nn.Module):
 def get_symbol(num_classes: int, num_layers: int | None = None,
                image_shape: str | Sequence[int] = "3,299,299", dtype: str = "float32", **kwargs) -> nn.Module:
     """Inception-ResNet-v2; `dtype` is the training loop's (autocast)."""
-    return init_weights_(InceptionResNetV2(num_classes, parse_image_shape(image_shape)[0]))
+    return InceptionResNetV2(num_classes, parse_image_shape(image_shape)[0])

@@ -10,7 +10,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
-from symbols.layers import C, ConvBNAct, Towers, init_weights_, max_pool, parse_image_shape, pool
+from symbols.layers import C, ConvBNAct, Towers, max_pool, parse_image_shape, pool
 
 
 def block_a(pool_proj: int) -> list:
@@ -99,4 +99,4 @@ class InceptionV3(nn.Module):
 def get_symbol(num_classes: int, num_layers: int | None = None,
                image_shape: str | Sequence[int] = "3,299,299", dtype: str = "float32", **kwargs) -> nn.Module:
     """Inception-v3; `dtype` is the training loop's (autocast)."""
-    return init_weights_(InceptionV3(num_classes, parse_image_shape(image_shape)[0]))
+    return InceptionV3(num_classes, parse_image_shape(image_shape)[0])

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from symbols.layers import C, Towers, avg_pool, init_weights_, max_pool, parse_image_shape
+from symbols.layers import C, Towers, avg_pool, max_pool, parse_image_shape
 
 STEM = [
     C("conv1_3*3", 32, 3, 2), C("conv2_3*3", 32, 3), C("conv3_3*3", 64, 3, pad=1),
@@ -89,4 +89,4 @@ class InceptionV4(nn.Module):
 def get_symbol(num_classes: int, num_layers: int | None = None,
                image_shape: str | Sequence[int] = "3,299,299", dtype: str = "float32", **kwargs) -> nn.Module:
     """Inception-v4; `dtype` is the training loop's (autocast)."""
-    return init_weights_(InceptionV4(num_classes, parse_image_shape(image_shape)[0]))
+    return InceptionV4(num_classes, parse_image_shape(image_shape)[0])

@@ -181,27 +181,3 @@ def pool(pool_type: str, kernel: int, stride: int = 1, pad: int = 0) -> Callable
 def global_avg_pool(x: torch.Tensor) -> torch.Tensor:
     """MXNet's Pooling(global_pool=True, pool_type='avg') followed by Flatten."""
     return x.mean((2, 3))
-
-
-# MXNet's `fit.py` initialisers for convolution and fully-connected weights, by network:
-WEIGHT_INITS = {
-    # Xavier(rnd_type='gaussian', factor_type='in', magnitude=2): normal, std sqrt(2 / fan_in); most networks
-    "xavier-gaussian-in": lambda w: nn.init.kaiming_normal_(w, mode="fan_in", nonlinearity="relu"),
-    # Xavier(): uniform within sqrt(3 / mean(fan_in, fan_out)); vgg
-    "xavier-uniform-avg": nn.init.xavier_uniform_,
-    # Normal(): normal, std 0.01; alexnet ("will not converge using Xavier")
-    "normal": lambda w: nn.init.normal_(w, std=0.01),
-}
-
-
-def init_weights_(model: nn.Module, weights: str = "xavier-gaussian-in") -> nn.Module:
-    """Initialise as MXNet's `fit.py` does: `WEIGHT_INITS[weights]` for convolution and fully-connected
-    weights, zero biases, BatchNorm gamma 1 and beta 0."""
-    for module in model.modules():
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
-            WEIGHT_INITS[weights](module.weight)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.BatchNorm2d):
-            module.reset_parameters()
-    return model

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from symbols.layers import ConvBNAct, init_weights_, parse_image_shape
+from symbols.layers import ConvBNAct, parse_image_shape
 
 ALPHAS = (0.25, 0.5, 0.75, 1.0)
 # (depthwise stride, pointwise output width in units of 32 * alpha) for units conv_2 ... conv_14
@@ -46,4 +46,4 @@ def get_symbol(num_classes: int, num_layers: int | None = None,
                alpha: float = 1.0, **kwargs) -> nn.Module:
     """MobileNet of width `alpha`; `dtype` is the training loop's (autocast)."""
     channels, height, _ = parse_image_shape(image_shape)
-    return init_weights_(MobileNet(num_classes, alpha, max(height // 32, 1), channels))
+    return MobileNet(num_classes, alpha, max(height // 32, 1), channels)

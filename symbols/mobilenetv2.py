@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from symbols.layers import Unit, global_avg_pool, init_weights_, parse_image_shape
+from symbols.layers import Unit, global_avg_pool, parse_image_shape
 
 BN_EPS = 1e-5
 # (expansion t, output channels c, units n, first stride s) of each sequence `seq-<i>`
@@ -72,4 +72,4 @@ def get_symbol(num_classes: int, num_layers: int | None = None,
     """MobileNetV2 of width `multiplier`; `dtype` is the training loop's (autocast)."""
     if multiplier <= 0:
         raise ValueError(f"MobileNetV2 multiplier must be positive, not {multiplier}")
-    return init_weights_(MobileNetV2(num_classes, multiplier, parse_image_shape(image_shape)[0]))
+    return MobileNetV2(num_classes, multiplier, parse_image_shape(image_shape)[0])

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from symbols.layers import BatchNorm, conv2d, global_avg_pool, init_weights_, parse_image_shape
+from symbols.layers import BatchNorm, conv2d, global_avg_pool, parse_image_shape
 
 RESNET_BN_EPS = 2e-5
 IMAGENET_UNITS = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3], 101: [3, 4, 23, 3],
@@ -99,17 +99,24 @@ class PreActUnit(nn.Module):
         return y + shortcut
 
 
+def add_stem(net: nn.Module, plan: StagePlan, in_channels: int) -> None:
+    """MXNet's input layers, flat on `net` as MXNet names them: BatchNorm `bn_data` (fixed gamma), then
+    `conv0` (3x3 for CIFAR; 7x7 stride 2 followed by `bn0`, ReLU and max-pooling for ImageNet)."""
+    stem = plan.filters[0]
+    net.bn_data = bn(in_channels, fix_gamma=True)
+    net.conv0 = conv2d(in_channels, stem, 3, 1, 1) if plan.cifar else conv2d(in_channels, stem, 7, 2, 3)
+    net.bn0 = None if plan.cifar else bn(stem)
+
+
+def run_stem(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    x = net.conv0(net.bn_data(x))
+    return x if net.bn0 is None else F.max_pool2d(F.relu(net.bn0(x)), 3, 2, 1)
+
+
 class ResNet(nn.Module):
     def __init__(self, plan: StagePlan, num_classes: int, in_channels: int = 3):
         super().__init__()
-        stem = plan.filters[0]
-        self.bn_data = bn(in_channels, fix_gamma=True)
-        if plan.cifar:
-            self.conv0 = conv2d(in_channels, stem, 3, 1, 1)
-            self.bn0 = None
-        else:
-            self.conv0 = conv2d(in_channels, stem, 7, 2, 3)
-            self.bn0 = bn(stem)
+        add_stem(self, plan, in_channels)
         for name, unit_in, unit_out, stride in stage_layout(plan):
             project = name.endswith("_unit1")
             self.add_module(name, PreActUnit(unit_in, unit_out, stride, plan.bottle_neck, project))
@@ -118,9 +125,7 @@ class ResNet(nn.Module):
         self.fc1 = nn.Linear(plan.filters[-1], num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv0(self.bn_data(x))
-        if self.bn0 is not None:
-            x = F.max_pool2d(F.relu(self.bn0(x)), 3, 2, 1)
+        x = run_stem(self, x)
         for unit in self.units:
             x = unit(x)
         return self.fc1(global_avg_pool(F.relu(self.bn1(x))))
@@ -130,4 +135,4 @@ def get_symbol(num_classes: int, num_layers: int | None = None,
                image_shape: str | Sequence[int] = "3,224,224", dtype: str = "float32", **kwargs) -> nn.Module:
     """ResNet v2 of `num_layers` for images of `image_shape`; `dtype` is the training loop's (autocast)."""
     channels, height, _ = parse_image_shape(image_shape)
-    return init_weights_(ResNet(stage_plan(num_layers, height), num_classes, channels))
+    return ResNet(stage_plan(num_layers, height), num_classes, channels)

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from symbols.layers import conv2d, global_avg_pool, init_weights_, parse_image_shape
+from symbols.layers import conv2d, global_avg_pool, parse_image_shape
 from symbols.resnet import StagePlan, bn, stage_layout, stage_plan
 
 
@@ -79,4 +79,4 @@ def get_symbol(num_classes: int, num_layers: int | None = None,
                image_shape: str | Sequence[int] = "3,224,224", dtype: str = "float32", **kwargs) -> nn.Module:
     """ResNet v1 of `num_layers` for images of `image_shape`; `dtype` is the training loop's (autocast)."""
     channels, height, _ = parse_image_shape(image_shape)
-    return init_weights_(ResNetV1(stage_plan(num_layers, height), num_classes, channels))
+    return ResNetV1(stage_plan(num_layers, height), num_classes, channels)

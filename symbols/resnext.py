@@ -13,10 +13,9 @@ from typing import Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from symbols.layers import conv2d, global_avg_pool, init_weights_, parse_image_shape
-from symbols.resnet import StagePlan, bn, stage_layout, stage_plan
+from symbols.layers import global_avg_pool, parse_image_shape
+from symbols.resnet import StagePlan, add_stem, run_stem, stage_layout, stage_plan
 from symbols.resnet_v1 import PostActUnit
 
 
@@ -24,14 +23,7 @@ class ResNeXt(nn.Module):
     def __init__(self, plan: StagePlan, num_classes: int, num_group: int, width_per_group: int | None,
                  in_channels: int = 3):
         super().__init__()
-        stem = plan.filters[0]
-        self.bn_data = bn(in_channels, fix_gamma=True)
-        if plan.cifar:
-            self.conv0 = conv2d(in_channels, stem, 3, 1, 1)
-            self.bn0 = None
-        else:
-            self.conv0 = conv2d(in_channels, stem, 7, 2, 3)
-            self.bn0 = bn(stem)
+        add_stem(self, plan, in_channels)
         for name, unit_in, unit_out, stride in stage_layout(plan):
             if width_per_group is None:
                 width = unit_out // 2
@@ -45,9 +37,7 @@ class ResNeXt(nn.Module):
         self.fc1 = nn.Linear(plan.filters[-1], num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv0(self.bn_data(x))
-        if self.bn0 is not None:
-            x = F.max_pool2d(F.relu(self.bn0(x)), 3, 2, 1)
+        x = run_stem(self, x)
         for unit in self.units:
             x = unit(x)
         return self.fc1(global_avg_pool(x))
@@ -59,4 +49,4 @@ def get_symbol(num_classes: int, num_layers: int | None = None,
     """ResNeXt of `num_layers` with `num_group` groups; `dtype` is the training loop's (autocast)."""
     channels, height, _ = parse_image_shape(image_shape)
     plan = stage_plan(num_layers, height, cifar_max_height=32)
-    return init_weights_(ResNeXt(plan, num_classes, num_group, width_per_group, channels))
+    return ResNeXt(plan, num_classes, num_group, width_per_group, channels)

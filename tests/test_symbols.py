@@ -278,9 +278,11 @@ def test_inception_v3_block_compiles_with_inductor():
     ("alexnet", {}, "conv2", 0.01),
     ("vgg", {"num_layers": 11, "image_shape": "3,32,32"}, "conv3_1", (2 / ((128 + 256) * 9)) ** 0.5),
 ])
-def test_weights_start_as_mxnet_fit_initialises_them(network, options, layer, std):
+def test_default_initializer_per_network_as_mxnet_fit(network, options, layer, std):
+    from common.fit import initialize
     torch.manual_seed(0)
     model = symbols.create_model(network, 10, **options)
+    initialize(model, "default", network)
     conv = model.get_submodule(layer)
     assert conv.weight.std().item() == pytest.approx(std, rel=0.1)
     assert conv.bias is None or not conv.bias.any()

@@ -5,7 +5,6 @@ import os
 import tarfile
 
 import numpy as np
-import pytest
 
 import train_imagenet
 import train_mnist
@@ -55,3 +54,27 @@ def test_bfloat16_autocast_trains_on_cpu(fake_mnist):
     args = train_mnist.get_args_parser().parse_args(["--data-dir", str(fake_mnist), "--network", "lenet",
                                                      "--num-epochs", "2", "--dtype", "bfloat16"])
     assert train_mnist.main(args)["validation-accuracy"] > 0.8
+
+
+def write_tiny_rec(prefix: str, count: int = 48) -> None:
+    """Colour-coded 32x32 images: class k is a solid colour plus noise, so a network can learn it."""
+    rng = np.random.default_rng(1)
+    with recordio.IndexedRecordWriter(prefix + ".idx", prefix + ".rec") as writer:
+        for i in range(count):
+            label = i % 3
+            image = rng.integers(0, 40, (32, 32, 3)).astype(np.uint8)
+            image[:, :, label] += 200
+            writer.write_idx(i, recordio.pack_img(recordio.IRHeader(0, float(label), i, 0), image, img_fmt=".png"))
+
+
+def test_train_cifar10_runs_on_record_files(tmp_path):
+    from conftest import run_script
+    prefix = str(tmp_path / "tiny")
+    write_tiny_rec(prefix)
+    result = run_script("train_cifar10.py", "--network", "resnet", "--num-layers", "20", "--num-classes", "3",
+                        "--data-train", prefix + ".rec", "--data-val", prefix + ".rec", "--batch-size", "16",
+                        "--num-epochs", "2", "--disp-batches", "1", "--data-nthreads", "1", "--lr", "0.1",
+                        "--model-prefix", str(tmp_path / "ck" / "r20"), "--top-k", "2")
+    assert result.returncode == 0, result.stderr
+    assert "Epoch[1] Validation-top_k_accuracy_2=" in result.stderr
+    assert (tmp_path / "ck" / "r20-0002.params").exists()
