@@ -27,7 +27,7 @@ def mxnet_side(folder: str, rec: str, batch_size: int, threads: int, runs: int) 
     """Runs under MXNet's Python: writes the checkpoint, then scores the .rec `runs` times."""
     import mxnet as mx
     sys.path.insert(0, HERE)
-    from mxnet_resnets import get_symbol
+    from mxnet_graphs import get_symbol
 
     sym = get_symbol("resnet", 50)
     module = mx.mod.Module(sym, context=mx.cpu())

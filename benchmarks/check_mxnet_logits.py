@@ -1,7 +1,7 @@
 """Do MXNet checkpoints imported by common/mxnet_import.py compute what MXNet computes?
 
-MXNet 1.9.1 (in its own virtualenv: numpy<1.24) builds ResNet v2, ResNet v1 and ResNeXt graphs with the
-layer names of its example symbols (benchmarks/mxnet_resnets.py), gives them random weights and BatchNorm
+MXNet 1.9.1 (in its own virtualenv: numpy<1.24) builds ResNet v2, ResNet v1, ResNeXt and MobileNet graphs with the
+layer names of its example symbols (benchmarks/mxnet_graphs.py), gives them random weights and BatchNorm
 statistics (and random gammas in fix_gamma layers, which MXNet ignores), saves them with
 `mx.model.save_checkpoint` and runs its forward pass on random images. The suite then loads each
 checkpoint with `load_model` (no MXNet) and compares logits: max |ours - MXNet| / max |MXNet| <= 1e-4.
@@ -20,15 +20,19 @@ import tempfile
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-NETWORKS = (("resnet", 18), ("resnet", 50), ("resnet-v1", 18), ("resnet-v1", 50), ("resnext", 50))
+NETWORKS = (("resnet", 18), ("resnet", 50), ("resnet-v1", 18), ("resnet-v1", 50), ("resnext", 50), ("mobilenet", None))
 BATCH, TOLERANCE = 2, 1e-4
+
+
+def label(family: str, layers: int | None) -> str:
+    return family if layers is None else f"{family}-{layers}"
 
 
 def write_with_mxnet(folder: str) -> None:
     """Runs under MXNet's Python: checkpoints, input and MXNet's logits into `folder`."""
     import mxnet as mx
     sys.path.insert(0, HERE)
-    from mxnet_resnets import get_symbol
+    from mxnet_graphs import get_symbol
 
     rng = np.random.default_rng(0)
     images = rng.normal(0, 1, (BATCH, 3, 224, 224)).astype(np.float32)
@@ -49,12 +53,12 @@ def write_with_mxnet(folder: str) -> None:
             aux[name] = rng.uniform(0.5, 1.5, shape) if name.endswith("_var") else rng.normal(0, 0.1, shape)
         args = {k: mx.nd.array(v, dtype="float32") for k, v in args.items()}
         aux = {k: mx.nd.array(v, dtype="float32") for k, v in aux.items()}
-        logits_sym = sym.get_internals()["fc1_output"]
+        logits_sym = sym.get_children()[0]  # the last FullyConnected, under SoftmaxOutput
         module = mx.mod.Module(logits_sym, context=mx.cpu(), label_names=None)
         module.bind(data_shapes=[("data", images.shape)], for_training=False)
         module.set_params(args, aux)
         module.forward(mx.io.DataBatch([mx.nd.array(images)]), is_train=False)
-        prefix = os.path.join(folder, f"{family}-{layers}")
+        prefix = os.path.join(folder, label(family, layers))
         mx.model.save_checkpoint(prefix, 0, sym, args, aux)
         np.save(prefix + "-logits.npy", module.get_outputs()[0].asnumpy())
         print(f"MXNet {mx.__version__}: wrote {prefix}", flush=True)
@@ -69,7 +73,7 @@ def compare(folder: str) -> bool:
     ok = True
     print(f"{'network':<14} {'recognised as':<22} {'max |diff|':>11} {'max |MXNet|':>12} {'rel. error':>11}")
     for family, layers in NETWORKS:
-        prefix = os.path.join(folder, f"{family}-{layers}")
+        prefix = os.path.join(folder, label(family, layers))
         model, info = load_model(prefix, 0)
         with torch.no_grad():
             ours = model.eval()(images).numpy()
@@ -77,7 +81,7 @@ def compare(folder: str) -> bool:
         diff, scale = np.abs(ours - theirs).max(), np.abs(theirs).max()
         good = diff / scale <= TOLERANCE and (info.network, info.kwargs.get("num_layers")) == (family, layers)
         ok &= good
-        print(f"{family + '-' + str(layers):<14} {info.network + ' ' + str(info.kwargs.get('num_layers')):<22} "
+        print(f"{label(family, layers):<14} {label(info.network, info.kwargs.get('num_layers')):<22} "
               f"{diff:11.3e} {scale:12.4f} {diff / scale:11.3e}  {'ok' if good else 'FAIL'}")
     return ok
 

@@ -1,4 +1,4 @@
-"""MXNet graphs of ResNet v2, ResNet v1 and ResNeXt with the layer names, attributes and numerics of MXNet's
+"""MXNet graphs of ResNet v2, ResNet v1, ResNeXt and MobileNet with the layer names, attributes and numerics of MXNet's
 `example/image-classification/symbols/` (imported only under a Python that has MXNet 1.9.1, by
 check_mxnet_logits.py and bench_score.py). The pip package of MXNet does not ship those example files, so
 the graphs are written out here from their published structure."""
@@ -13,8 +13,8 @@ def conv(x, name, num_filter, kernel, stride=1, pad=0, num_group=1):
                               pad=(pad, pad), num_group=num_group, no_bias=True, name=name)
 
 
-def bn(x, name, fix_gamma=False):
-    return mx.sym.BatchNorm(x, fix_gamma=fix_gamma, eps=EPS, momentum=0.9, name=name)
+def bn(x, name, fix_gamma=False, eps=EPS):
+    return mx.sym.BatchNorm(x, fix_gamma=fix_gamma, eps=eps, momentum=0.9, name=name)
 
 
 def relu(x, name):
@@ -48,8 +48,29 @@ def postact_unit(x, name, filters, stride, project, bottle_neck, groups, sc_name
     return relu(y + shortcut, name + "_relu")
 
 
-def get_symbol(family: str, num_layers: int, num_classes: int = 1000, num_group: int = 32):
-    """`family`: resnet (v2), resnet-v1 or resnext; ImageNet layout (224x224 inputs)."""
+def mobilenet(num_classes: int = 1000):
+    """MobileNet v1 (alpha 1) for 224x224 inputs: units `conv_<i>[_dw]` of convolution `_conv2d`, BatchNorm
+    `_batchnorm` (MXNet's defaults: fixed gamma, eps 1e-3) and ReLU; 7x7 average pooling; `fc`."""
+    def unit(x, name, num_filter, kernel, stride, pad, num_group=1):
+        x = conv(x, name + "_conv2d", num_filter, kernel, stride, pad, num_group)
+        return relu(bn(x, name + "_batchnorm", fix_gamma=True, eps=1e-3), name + "_relu")
+
+    x = unit(mx.sym.Variable("data"), "conv_1", 32, 3, 2, 1)
+    channels = 32
+    plan = [(1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512)] + [(1, 512)] * 5 + [(2, 1024), (1, 1024)]
+    for i, (stride, width) in enumerate(plan, start=2):
+        x = unit(x, f"conv_{i}_dw", channels, 3, stride, 1, num_group=channels)
+        x = unit(x, f"conv_{i}", width, 1, 1, 0)
+        channels = width
+    x = mx.sym.Pooling(x, kernel=(7, 7), stride=(1, 1), pool_type="avg", name="pool6")
+    x = mx.sym.FullyConnected(mx.sym.Flatten(x, name="flatten"), num_hidden=num_classes, name="fc")
+    return mx.sym.SoftmaxOutput(x, name="softmax")
+
+
+def get_symbol(family: str, num_layers: int | None, num_classes: int = 1000, num_group: int = 32):
+    """`family`: resnet (v2), resnet-v1 or resnext (ImageNet layout, 224x224 inputs), or mobilenet."""
+    if family == "mobilenet":
+        return mobilenet(num_classes)
     bottle_neck = num_layers >= 50
     filters = [64, 256, 512, 1024, 2048] if bottle_neck else [64, 64, 128, 256, 512]
     x = mx.sym.Variable("data")
