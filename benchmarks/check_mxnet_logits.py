@@ -1,6 +1,6 @@
 """Do MXNet checkpoints imported by common/mxnet_import.py compute what MXNet computes?
 
-MXNet 1.9.1 (in its own virtualenv: numpy<1.24) builds ResNet v2, ResNet v1, ResNeXt and MobileNet graphs with the
+MXNet 1.9.1 (in its own virtualenv: numpy<1.24) builds ResNet v2, ResNet v1, ResNeXt, MobileNet and Inception-BN graphs with the
 layer names of its example symbols (benchmarks/mxnet_graphs.py), gives them random weights and BatchNorm
 statistics (and random gammas in fix_gamma layers, which MXNet ignores), saves them with
 `mx.model.save_checkpoint` and runs its forward pass on random images. The suite then loads each
@@ -20,7 +20,8 @@ import tempfile
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-NETWORKS = (("resnet", 18), ("resnet", 50), ("resnet-v1", 18), ("resnet-v1", 50), ("resnext", 50), ("mobilenet", None))
+NETWORKS = (("resnet", 18), ("resnet", 50), ("resnet-v1", 18), ("resnet-v1", 50), ("resnext", 50), ("mobilenet", None),
+            ("inception-bn", None))
 BATCH, TOLERANCE = 2, 1e-4
 
 

@@ -1,4 +1,4 @@
-"""MXNet graphs of ResNet v2, ResNet v1, ResNeXt and MobileNet with the layer names, attributes and numerics of MXNet's
+"""MXNet graphs of ResNet v2, ResNet v1, ResNeXt, MobileNet and Inception-BN with the layer names, attributes and numerics of MXNet's
 `example/image-classification/symbols/` (imported only under a Python that has MXNet 1.9.1, by
 check_mxnet_logits.py and bench_score.py). The pip package of MXNet does not ship those example files, so
 the graphs are written out here from their published structure."""
@@ -67,10 +67,55 @@ def mobilenet(num_classes: int = 1000):
     return mx.sym.SoftmaxOutput(x, name="softmax")
 
 
+def inception_bn(num_classes: int = 1000):
+    """Inception-BN for 224x224 inputs: units `conv_<name>` (with bias), `bn_<name>` (eps 1e-10 + 1e-5, gamma
+    used), ReLU. The classifier is named `fc1` here, as in the zoo's Inception-BN, where MXNet 1.9.1's example
+    leaves it `fullyconnected0`: the importer loads either into the network's output layer."""
+    def unit(x, name, num_filter, kernel=1, stride=1, pad=0):
+        x = mx.sym.Convolution(x, num_filter=num_filter, kernel=(kernel, kernel), stride=(stride, stride),
+                               pad=(pad, pad), name=f"conv_{name}")
+        return relu(bn(x, f"bn_{name}", eps=1e-10 + 1e-5), f"relu_{name}")
+
+    def block_a(x, name, n1x1, n3x3r, n3x3, nd3x3r, nd3x3, pool_type, proj):
+        a = unit(x, f"{name}_1x1", n1x1)
+        b = unit(unit(x, f"{name}_3x3_reduce", n3x3r), f"{name}_3x3", n3x3, 3, 1, 1)
+        c = unit(unit(unit(x, f"{name}_double_3x3_reduce", nd3x3r), f"{name}_double_3x3_0", nd3x3, 3, 1, 1),
+                 f"{name}_double_3x3_1", nd3x3, 3, 1, 1)
+        d = mx.sym.Pooling(x, kernel=(3, 3), stride=(1, 1), pad=(1, 1), pool_type=pool_type)
+        return mx.sym.Concat(a, b, c, unit(d, f"{name}_proj", proj))
+
+    def block_b(x, name, n3x3r, n3x3, nd3x3r, nd3x3):
+        b = unit(unit(x, f"{name}_3x3_reduce", n3x3r), f"{name}_3x3", n3x3, 3, 2, 1)
+        c = unit(unit(unit(x, f"{name}_double_3x3_reduce", nd3x3r), f"{name}_double_3x3_0", nd3x3, 3, 1, 1),
+                 f"{name}_double_3x3_1", nd3x3, 3, 2, 1)
+        return mx.sym.Concat(b, c, mx.sym.Pooling(x, kernel=(3, 3), stride=(2, 2), pad=(1, 1), pool_type="max"))
+
+    x = unit(mx.sym.Variable("data"), "1", 64, 7, 2, 3)
+    x = mx.sym.Pooling(x, kernel=(3, 3), stride=(2, 2), pool_type="max", name="pool_1")
+    x = unit(unit(x, "2_red", 64), "2", 192, 3, 1, 1)
+    x = mx.sym.Pooling(x, kernel=(3, 3), stride=(2, 2), pool_type="max", name="pool_2")
+    x = block_a(x, "3a", 64, 64, 64, 64, 96, "avg", 32)
+    x = block_a(x, "3b", 64, 64, 96, 64, 96, "avg", 64)
+    x = block_b(x, "3c", 128, 160, 64, 96)
+    x = block_a(x, "4a", 224, 64, 96, 96, 128, "avg", 128)
+    x = block_a(x, "4b", 192, 96, 128, 96, 128, "avg", 128)
+    x = block_a(x, "4c", 160, 128, 160, 128, 160, "avg", 128)
+    x = block_a(x, "4d", 96, 128, 192, 160, 192, "avg", 128)
+    x = block_b(x, "4e", 128, 192, 192, 256)
+    x = block_a(x, "5a", 352, 192, 320, 160, 224, "avg", 128)
+    x = block_a(x, "5b", 352, 192, 320, 192, 224, "max", 128)
+    x = mx.sym.Pooling(x, kernel=(7, 7), stride=(1, 1), pool_type="avg", name="global_pool")
+    x = mx.sym.FullyConnected(mx.sym.Flatten(x, name="flatten"), num_hidden=num_classes, name="fc1")
+    return mx.sym.SoftmaxOutput(x, name="softmax")
+
+
 def get_symbol(family: str, num_layers: int | None, num_classes: int = 1000, num_group: int = 32):
-    """`family`: resnet (v2), resnet-v1 or resnext (ImageNet layout, 224x224 inputs), or mobilenet."""
+    """`family`: resnet (v2), resnet-v1 or resnext (ImageNet layout, 224x224 inputs), mobilenet or
+    inception-bn."""
     if family == "mobilenet":
         return mobilenet(num_classes)
+    if family == "inception-bn":
+        return inception_bn(num_classes)
     bottle_neck = num_layers >= 50
     filters = [64, 256, 512, 1024, 2048] if bottle_neck else [64, 64, 128, 256, 512]
     x = mx.sym.Variable("data")
