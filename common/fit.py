@@ -368,14 +368,16 @@ def test_io(args, loader, info: DistInfo) -> None:
             tic = time.time()
 
 
-def fit(args: argparse.Namespace, network: nn.Module, data_loader: Callable) -> dict[str, float]:
+def fit(args: argparse.Namespace, network: nn.Module, data_loader: Callable,
+        initialized: bool = False) -> dict[str, float]:
     """Train `network` with the data of `data_loader(args, info) -> (train, val or None)`, in every process
-    `--gpus` and the environment ask for (see common/dist.py). Returns rank 0's last-epoch metrics
-    ({'accuracy': ..., 'validation-accuracy': ...})."""
+    `--gpus` and the environment ask for (see common/dist.py). `initialized=True` keeps the weights the
+    network holds (pre-trained ones, for fine-tuning) instead of applying --initializer. Returns rank 0's
+    last-epoch metrics ({'accuracy': ..., 'validation-accuracy': ...})."""
     check_args(args)
     try:
         return dist.run(args.gpus, args.kv_store, args.batch_size,
-                        _TrainingRun(args, network, data_loader))
+                        _TrainingRun(args, network, data_loader, initialized))
     except ValueError as e:  # bad --gpus or launch variables: one line, like other option errors
         raise FitError(str(e)) from None
 
@@ -386,12 +388,14 @@ class _TrainingRun:
     args: argparse.Namespace
     network: nn.Module
     data_loader: Callable
+    initialized: bool = False
 
     def __call__(self, info: DistInfo) -> dict[str, float]:
-        return _train(self.args, self.network, self.data_loader, info)
+        return _train(self.args, self.network, self.data_loader, info, self.initialized)
 
 
-def _train(args: argparse.Namespace, model: nn.Module, data_loader: Callable, info: DistInfo) -> dict[str, float]:
+def _train(args: argparse.Namespace, model: nn.Module, data_loader: Callable, info: DistInfo,
+           initialized: bool) -> dict[str, float]:
     setup_logging(info.rank, args.log_file if info.is_primary else None)
     if not info.is_primary:
         logging.getLogger().setLevel(logging.WARNING)  # rank 0 logs for everyone
@@ -404,7 +408,11 @@ def _train(args: argparse.Namespace, model: nn.Module, data_loader: Callable, in
         return {}
 
     begin_epoch = args.load_epoch or 0
-    states = restore(args, model) if args.load_epoch else initialize(model, args.initializer, args.network)
+    states = None
+    if args.load_epoch:
+        states = restore(args, model)
+    elif not initialized:
+        initialize(model, args.initializer, args.network)
     model.to(info.device, memory_format=torch.channels_last)
     trained = torch.compile(model) if args.compile else model  # weights loaded, then compile, then DDP
     if info.distributed:
