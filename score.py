@@ -116,14 +116,14 @@ class Scoring:
             pin_memory=info.device.type == "cuda", num_classes=self.num_classes)
         model = self.model.to(info.device, memory_format=torch.channels_last)
         normalize = fit.Normalizer(loader, info.device)
-        meter = fit.Meter(min(5, self.num_classes), info, capacity=len(loader))
+        meter = fit.Meter(min(5, self.num_classes), info)
         count = 0
         tic = time.time()
         with torch.inference_mode():
             for images, labels in tqdm(loader, desc="score", disable=None if info.is_primary else True):
                 labels = labels.to(info.device, non_blocking=True)
                 logits = model(normalize(images))
-                meter.update(logits, labels, F.cross_entropy(logits.float(), labels, reduction="sum"))
+                meter.update(logits, labels, F.cross_entropy(logits.float(), labels))
                 count += len(labels)
         metrics = meter.total_values("")  # synchronises the device, so the time below is complete
         elapsed = time.time() - tic
