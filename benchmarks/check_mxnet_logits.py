@@ -1,15 +1,17 @@
 """Do MXNet checkpoints imported by common/mxnet_import.py compute what MXNet computes?
 
-MXNet 1.9.1 (in its own virtualenv: numpy<1.24) builds ResNet v2, ResNet v1, ResNeXt, MobileNet and Inception-BN graphs with the
-layer names of its example symbols (benchmarks/mxnet_graphs.py), gives them random weights and BatchNorm
-statistics (and random gammas in fix_gamma layers, which MXNet ignores), saves them with
-`mx.model.save_checkpoint` and runs its forward pass on random images. The suite then loads each
-checkpoint with `load_model` (no MXNet) and compares logits: max |ours - MXNet| / max |MXNet| <= 1e-4.
+MXNet 1.9.1 (in its own virtualenv: numpy<1.24) builds ResNet v2, ResNet v1, ResNeXt, MobileNet, Inception-BN and
+Inception-v3 (299x299 inputs) graphs with the layer names of its example symbols (benchmarks/mxnet_graphs.py;
+their parameter names, shapes and order are asserted equal to ../shared/reference/mxnet-params where that lists
+the network), gives them random weights and BatchNorm statistics (and random gammas in fix_gamma layers, which
+MXNet ignores), saves them with `mx.model.save_checkpoint` and runs its forward pass on random images. The suite
+then loads each checkpoint with `load_model` (no MXNet) and compares logits:
+max |ours - MXNet| / max |MXNet| <= 1e-4.
 
     python -m venv /tmp/mxvenv && /tmp/mxvenv/bin/pip install mxnet==1.9.1 "numpy<1.24"
     python benchmarks/check_mxnet_logits.py --mxnet-python /tmp/mxvenv/bin/python
 
-Not run by the tests: it needs MXNet and takes about a minute on 2 CPU cores.
+Not run by the tests: it needs MXNet and takes about half a minute on 2 CPU cores.
 """
 import argparse
 import os
@@ -20,13 +22,32 @@ import tempfile
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REFERENCE = os.path.join(HERE, "..", "..", "shared", "reference", "mxnet-params")
 NETWORKS = (("resnet", 18), ("resnet", 50), ("resnet-v1", 18), ("resnet-v1", 50), ("resnext", 50), ("mobilenet", None),
-            ("inception-bn", None))
+            ("inception-bn", None), ("inception-v3", None))
+IMAGE_SIZES = {"inception-v3": 299}  # others: 224
 BATCH, TOLERANCE = 2, 1e-4
 
 
 def label(family: str, layers: int | None) -> str:
     return family if layers is None else f"{family}-{layers}"
+
+
+def input_path(folder: str, family: str) -> str:
+    return os.path.join(folder, f"input-{IMAGE_SIZES.get(family, 224)}.npy")
+
+
+def check_parameter_names(sym, family: str, layers: int | None, size: int) -> None:
+    """Asserts `sym` has the parameters (names, shapes, order) of MXNet's example, where the reference lists it."""
+    path = os.path.join(REFERENCE, (family if layers is None else f"{family}_{layers}") + ".txt")
+    if not os.path.exists(path):
+        return
+    with open(path) as f:  # the example's Inception-BN leaves its classifier unnamed; ours calls it fc1
+        reference = f.read().replace("fullyconnected0_", "fc1_").splitlines()
+    arg_shapes, _, aux_shapes = sym.infer_shape(data=(1, 3, size, size))
+    ours = ([f"arg {n} {s}" for n, s in zip(sym.list_arguments(), arg_shapes)]
+            + [f"aux {n} {s}" for n, s in zip(sym.list_auxiliary_states(), aux_shapes)])
+    assert ours == reference, f"{label(family, layers)}: parameters differ from {path}"
 
 
 def write_with_mxnet(folder: str) -> None:
@@ -36,10 +57,12 @@ def write_with_mxnet(folder: str) -> None:
     from mxnet_graphs import get_symbol
 
     rng = np.random.default_rng(0)
-    images = rng.normal(0, 1, (BATCH, 3, 224, 224)).astype(np.float32)
-    np.save(os.path.join(folder, "input.npy"), images)
+    for size in sorted({224, *IMAGE_SIZES.values()}):
+        np.save(os.path.join(folder, f"input-{size}.npy"), rng.normal(0, 1, (BATCH, 3, size, size)).astype(np.float32))
     for family, layers in NETWORKS:
+        images = np.load(input_path(folder, family))
         sym = get_symbol(family, layers)
+        check_parameter_names(sym, family, layers, images.shape[-1])
         arg_shapes, _, aux_shapes = sym.infer_shape(data=images.shape)
         args, aux = {}, {}
         for name, shape in zip(sym.list_arguments(), arg_shapes):
@@ -70,12 +93,12 @@ def compare(folder: str) -> bool:
     import torch
     from common.mxnet_import import load_model
 
-    images = torch.from_numpy(np.load(os.path.join(folder, "input.npy")))
     ok = True
     print(f"{'network':<14} {'recognised as':<22} {'max |diff|':>11} {'max |MXNet|':>12} {'rel. error':>11}")
     for family, layers in NETWORKS:
         prefix = os.path.join(folder, label(family, layers))
         model, info = load_model(prefix, 0)
+        images = torch.from_numpy(np.load(input_path(folder, family)))
         with torch.no_grad():
             ours = model.eval()(images).numpy()
         theirs = np.load(prefix + "-logits.npy")

@@ -1,7 +1,7 @@
-"""MXNet graphs of ResNet v2, ResNet v1, ResNeXt, MobileNet and Inception-BN with the layer names, attributes and numerics of MXNet's
-`example/image-classification/symbols/` (imported only under a Python that has MXNet 1.9.1, by
-check_mxnet_logits.py and bench_score.py). The pip package of MXNet does not ship those example files, so
-the graphs are written out here from their published structure."""
+"""MXNet graphs of ResNet v2, ResNet v1, ResNeXt, MobileNet, Inception-BN and Inception-v3 with the layer names,
+attributes and numerics of MXNet's `example/image-classification/symbols/` (imported only under a Python that
+has MXNet 1.9.1, by check_mxnet_logits.py and bench_score.py). The pip package of MXNet does not ship those
+example files, so the graphs are written out here from their published structure."""
 import mxnet as mx
 
 EPS = 2e-5
@@ -109,13 +109,91 @@ def inception_bn(num_classes: int = 1000):
     return mx.sym.SoftmaxOutput(x, name="softmax")
 
 
+def inception_v3(num_classes: int = 1000):
+    """Inception-v3 for 299x299 inputs: units `<name>_conv2d` (no bias), `<name>_batchnorm` (MXNet's defaults:
+    fixed gamma, eps 1e-3), ReLU; blocks `mixed` ... `mixed_10` concatenate towers `<block>_conv`,
+    `<block>_tower[_1|_2]_...`; their stride-1 pooling pads by 1 (average pooling counts the padding, MXNet's
+    default); 8x8 average pooling; `fc1`."""
+    def pair(v):
+        return v if isinstance(v, tuple) else (v, v)
+
+    def unit(x, name, num_filter, kernel=1, stride=1, pad=0):
+        x = mx.sym.Convolution(x, num_filter=num_filter, kernel=pair(kernel), stride=pair(stride), pad=pair(pad),
+                               no_bias=True, name=name + "_conv2d")
+        return relu(bn(x, name + "_batchnorm", fix_gamma=True, eps=1e-3), name + "_relu")
+
+    def chain(x, name, *units):  # units: (suffix, num_filter[, kernel, stride, pad])
+        for suffix, *spec in units:
+            x = unit(x, name + suffix, *spec)
+        return x
+
+    def pooled(x, pool_type, stride=1, pad=1):
+        return mx.sym.Pooling(x, kernel=(3, 3), stride=(stride, stride), pad=(pad, pad), pool_type=pool_type)
+
+    def block_a(x, name, proj):
+        return mx.sym.Concat(
+            unit(x, name + "_conv", 64),
+            chain(x, name + "_tower", ("_conv", 48), ("_conv_1", 64, 5, 1, 2)),
+            chain(x, name + "_tower_1", ("_conv", 64), ("_conv_1", 96, 3, 1, 1), ("_conv_2", 96, 3, 1, 1)),
+            unit(pooled(x, "avg"), name + "_tower_2_conv", proj))
+
+    def block_b(x, name):
+        return mx.sym.Concat(
+            unit(x, name + "_conv", 384, 3, 2),
+            chain(x, name + "_tower", ("_conv", 64), ("_conv_1", 96, 3, 1, 1), ("_conv_2", 96, 3, 2)),
+            pooled(x, "max", 2, 0))
+
+    def block_c(x, name, width):
+        row, col = ((1, 7), 1, (0, 3)), ((7, 1), 1, (3, 0))
+        return mx.sym.Concat(
+            unit(x, name + "_conv", 192),
+            chain(x, name + "_tower", ("_conv", width), ("_conv_1", width, *row), ("_conv_2", 192, *col)),
+            chain(x, name + "_tower_1", ("_conv", width), ("_conv_1", width, *col), ("_conv_2", width, *row),
+                  ("_conv_3", width, *col), ("_conv_4", 192, *row)),
+            unit(pooled(x, "avg"), name + "_tower_2_conv", 192))
+
+    def block_d(x, name):
+        return mx.sym.Concat(
+            chain(x, name + "_tower", ("_conv", 192), ("_conv_1", 320, 3, 2)),
+            chain(x, name + "_tower_1", ("_conv", 192), ("_conv_1", 192, (1, 7), 1, (0, 3)),
+                  ("_conv_2", 192, (7, 1), 1, (3, 0)), ("_conv_3", 192, 3, 2)),
+            pooled(x, "max", 2, 0))
+
+    def block_e(x, name, pool_type):
+        tower = unit(x, name + "_tower_conv", 384)
+        tower_1 = chain(x, name + "_tower_1", ("_conv", 448), ("_conv_1", 384, 3, 1, 1))
+        return mx.sym.Concat(
+            unit(x, name + "_conv", 320),
+            unit(tower, name + "_tower_mixed_conv", 384, (1, 3), 1, (0, 1)),
+            unit(tower, name + "_tower_mixed_conv_1", 384, (3, 1), 1, (1, 0)),
+            unit(tower_1, name + "_tower_1_mixed_conv", 384, (1, 3), 1, (0, 1)),
+            unit(tower_1, name + "_tower_1_mixed_conv_1", 384, (3, 1), 1, (1, 0)),
+            unit(pooled(x, pool_type), name + "_tower_2_conv", 192))
+
+    x = mx.sym.identity(mx.sym.Variable("data"), name="id")
+    x = chain(x, "conv", ("", 32, 3, 2), ("_1", 32, 3), ("_2", 64, 3, 1, 1))
+    x = mx.sym.Pooling(x, kernel=(3, 3), stride=(2, 2), pool_type="max", name="pool")
+    x = chain(x, "conv", ("_3", 80), ("_4", 192, 3))
+    x = mx.sym.Pooling(x, kernel=(3, 3), stride=(2, 2), pool_type="max", name="pool1")
+    x = block_a(block_a(block_a(x, "mixed", 32), "mixed_1", 64), "mixed_2", 64)
+    x = block_b(x, "mixed_3")
+    for name, width in (("mixed_4", 128), ("mixed_5", 160), ("mixed_6", 160), ("mixed_7", 192)):
+        x = block_c(x, name, width)
+    x = block_e(block_e(block_d(x, "mixed_8"), "mixed_9", "avg"), "mixed_10", "max")
+    x = mx.sym.Pooling(x, kernel=(8, 8), stride=(1, 1), pool_type="avg", name="global_pool")
+    x = mx.sym.FullyConnected(mx.sym.Flatten(x, name="flatten"), num_hidden=num_classes, name="fc1")
+    return mx.sym.SoftmaxOutput(x, name="softmax")
+
+
 def get_symbol(family: str, num_layers: int | None, num_classes: int = 1000, num_group: int = 32):
-    """`family`: resnet (v2), resnet-v1 or resnext (ImageNet layout, 224x224 inputs), mobilenet or
-    inception-bn."""
+    """`family`: resnet (v2), resnet-v1 or resnext (ImageNet layout, 224x224 inputs), mobilenet,
+    inception-bn or inception-v3 (299x299 inputs)."""
     if family == "mobilenet":
         return mobilenet(num_classes)
     if family == "inception-bn":
         return inception_bn(num_classes)
+    if family == "inception-v3":
+        return inception_v3(num_classes)
     bottle_neck = num_layers >= 50
     filters = [64, 256, 512, 1024, 2048] if bottle_neck else [64, 64, 128, 256, 512]
     x = mx.sym.Variable("data")
