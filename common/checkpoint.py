@@ -115,17 +115,23 @@ def save_symbol(prefix: str, network: str, kwargs: dict[str, Any]) -> None:
     atomic_write(symbol_path(prefix), lambda f: f.write(json.dumps(doc, indent=2, sort_keys=True).encode()))
 
 
-def load_symbol(prefix: str) -> dict[str, Any]:
-    """Read our `-symbol.json` ({"network", "kwargs"}). MXNet graphs (with "nodes") are the importer's."""
+def read_symbol_file(prefix: str) -> Any:
+    """The parsed JSON of `prefix-symbol.json`, ours or an MXNet graph (parsed as data, never executed)."""
     path = symbol_path(prefix)
     try:
         with open(path) as f:
-            doc = json.load(f)
+            return json.load(f)
     except FileNotFoundError:
         raise CheckpointError(f"{path} not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CheckpointError(f"{path} is not valid JSON: {e}") from None
-    if doc.get("format") != SYMBOL_FORMAT:
+
+
+def load_symbol(prefix: str) -> dict[str, Any]:
+    """Read our `-symbol.json` ({"network", "kwargs"}). MXNet graphs (with "nodes") are the importer's."""
+    path = symbol_path(prefix)
+    doc = read_symbol_file(prefix)
+    if not isinstance(doc, dict) or doc.get("format") != SYMBOL_FORMAT:
         raise CheckpointError(f"{path} was not written by this suite (no '{SYMBOL_FORMAT}' format tag)")
     return doc
 

@@ -13,7 +13,6 @@ mis-shaped tensor is listed by name.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -215,13 +214,7 @@ def load_model(prefix: str, epoch: int, network: str | None = None, num_layers: 
     `num_layers` override what an MXNet graph suggests. Raises CheckpointError naming the file and what
     does not fit."""
     symbol_file = checkpoint.symbol_path(prefix)
-    try:
-        with open(symbol_file) as f:
-            doc = json.load(f)
-    except FileNotFoundError:
-        raise CheckpointError(f"{symbol_file} not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{symbol_file} is not valid JSON: {e}") from None
+    doc = checkpoint.read_symbol_file(prefix)
     params_file = checkpoint.params_path(prefix, epoch)
     arrays = read_params(params_file)
     if isinstance(doc, dict) and doc.get("format") == checkpoint.SYMBOL_FORMAT:
@@ -267,15 +260,20 @@ def _build_from_graph(graph: MXNetGraph, arrays: dict[str, np.ndarray], network:
         detected, kwargs = network, {}
     if network is not None and network != detected:
         detected, kwargs = network, {}
-    if num_layers is not None:
-        kwargs["num_layers"] = num_layers
-    try:
-        model = create_model(detected, num_classes, **kwargs)
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{graph.path}: cannot build {detected} {kwargs}: {e}") from None
+    model = _create(detected, num_classes, kwargs, num_layers, graph.path)
     info = ModelInfo(detected, num_classes, kwargs, "mxnet", _classifier(model, num_classes),
                      graph.nodes[fullc.inputs[0]].name, "bn_data" in graph.layers)
     return model, info
+
+
+def _create(network: str, num_classes: int, kwargs: dict, num_layers: int | None, path: str) -> nn.Module:
+    """The symbols/ network for a checkpoint (kwargs gets --num-layers when given); a clear error if it cannot be built."""
+    if num_layers is not None:
+        kwargs["num_layers"] = num_layers
+    try:
+        return create_model(network, num_classes, **kwargs)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: cannot build {network} {kwargs}: {e}") from None
 
 
 def _build_ours(doc: dict, path: str, network: str | None, num_layers: int | None) -> tuple[nn.Module, ModelInfo]:
@@ -285,12 +283,7 @@ def _build_ours(doc: dict, path: str, network: str | None, num_layers: int | Non
     num_classes = kwargs.pop("num_classes", None)
     if not network or not isinstance(num_classes, int):
         raise CheckpointError(f"{path} does not say which network or how many classes (num_classes) it has")
-    if num_layers is not None:
-        kwargs["num_layers"] = num_layers
-    try:
-        model = create_model(network, num_classes, **kwargs)
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: cannot build {network}: {e}") from None
+    model = _create(network, num_classes, kwargs, num_layers, path)
     keep = {k: kwargs[k] for k in ("num_layers", "image_shape", "num_group", "width_per_group", "alpha",
                                    "multiplier", "batch_norm") if kwargs.get(k) is not None}
     return model, ModelInfo(network, num_classes, keep, "ours", _classifier(model, num_classes), None,
