@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from common import data, dist, fit, modelzoo
-from common.augment import EvalPreset, crop_box, cut, decode
+from common.augment import crop_box, cut, decode
 from common.dist import DistInfo
 from common.mxnet_import import ModelInfo, load_model
 
@@ -105,15 +105,9 @@ class Scoring:
     def __call__(self, info: DistInfo) -> dict[str, float]:
         args = self.args
         fit.setup_logging(info.rank)
-        files = data.RecordFiles.open(args.data_val)
-        if args.max_num_examples:
-            files = data.RecordFiles(files.rec_paths, files.file_ids[:args.max_num_examples],
-                                     files.offsets[:args.max_num_examples])
-        loader = data.RecordBatches(
-            files, EvalPreset(height=self.shape[1], width=self.shape[2], channels=self.shape[0]), self.shape,
-            max(1, args.batch_size // info.world_size), train=False, mean=self.mean, std=self.std,
-            rank=info.rank, world_size=info.world_size, num_workers=args.data_nthreads,
-            pin_memory=info.device.type == "cuda", num_classes=self.num_classes)
+        loader = data.validation_batches(args.data_val, self.shape, max(1, args.batch_size // info.world_size), info,
+                                         mean=self.mean, std=self.std, num_workers=args.data_nthreads,
+                                         num_classes=self.num_classes, limit=args.max_num_examples)
         model = self.model.to(info.device, memory_format=torch.channels_last)
         normalize = fit.Normalizer(loader, info.device)
         meter = fit.Meter(min(5, self.num_classes), info)

@@ -491,9 +491,23 @@ def get_rec_iter(args, dist: DistInfo) -> tuple[RecordBatches | SyntheticBatches
     train = RecordBatches(train_files, build_train_preset(args, shape), shape, batch, train=True, **common)
     if not args.data_val:
         return train, None
-    val_files = RecordFiles.open(args.data_val, args.data_val_idx)
-    val_preset = EvalPreset(height=shape[1], width=shape[2], channels=shape[0])
-    return train, RecordBatches(val_files, val_preset, shape, batch, train=False, **common)
+    return train, validation_batches(args.data_val, shape, batch, dist, idx_path=args.data_val_idx,
+                                     mean=common["mean"], std=common["std"], num_workers=args.data_nthreads,
+                                     num_classes=args.num_classes)
+
+
+def validation_batches(path: str, shape: tuple[int, int, int], batch_size: int, dist: DistInfo, *,
+                       mean: Sequence[float], std: Sequence[float], num_workers: int, idx_path: str = "",
+                       num_classes: int | None = None, limit: int | None = None) -> RecordBatches:
+    """This rank's share of the records of `path` (the first `limit` only, when given), in file order, with
+    the centred crop every validation and scoring run uses."""
+    files = RecordFiles.open(path, idx_path)
+    if limit:
+        files = RecordFiles(files.rec_paths, files.file_ids[:limit], files.offsets[:limit])
+    preset = EvalPreset(height=shape[1], width=shape[2], channels=shape[0])
+    return RecordBatches(files, preset, shape, batch_size, train=False, mean=mean, std=std, rank=dist.rank,
+                         world_size=dist.world_size, num_workers=num_workers,
+                         pin_memory=dist.device.type == "cuda", num_classes=num_classes)
 
 
 class SyntheticBatches:

@@ -80,7 +80,7 @@ def _env_int(name: str) -> int | None:
         raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
 
 
-def plan(gpus: list[int], kv_store: str) -> tuple[int, int, int | None]:
+def plan(kv_store: str) -> tuple[int, int, int | None]:
     """(machine rank, machines, torchrun local rank or None) from the environment, checked against
     --kv-store: dist_* stores need a launcher's variables."""
     rank, world, local_world = _env_int("RANK"), _env_int("WORLD_SIZE"), _env_int("LOCAL_WORLD_SIZE")
@@ -100,7 +100,7 @@ def run(gpus_option: str, kv_store: str, batch_size: int, worker: Callable[[Dist
     """Call `worker(info)` in every process this machine hosts and return rank 0's result (None elsewhere)."""
     gpus = parse_gpus(gpus_option)
     check_gpus(gpus)
-    machine, machines, torchrun_local = plan(gpus, kv_store)
+    machine, machines, torchrun_local = plan(kv_store)
     if torchrun_local is not None:
         device = torch.device(f"cuda:{gpus[torchrun_local % len(gpus)]}") if gpus else torch.device("cpu")
         return _in_group(machine, machines, torchrun_local, device, worker)

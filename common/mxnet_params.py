@@ -20,9 +20,8 @@ TYPE_FLAGS = {
     0: np.dtype("<f4"), 1: np.dtype("<f8"), 2: np.dtype("<f2"), 3: np.dtype("u1"),
     4: np.dtype("<i4"), 5: np.dtype("i1"), 6: np.dtype("<i8"), 7: np.dtype("?"), 12: np.dtype("<u2"),
 }
-_FLAG_OF = {np.dtype("<f4"): 0, np.dtype("<f8"): 1, np.dtype("<f2"): 2, np.dtype("u1"): 3,
-            np.dtype("<i4"): 4, np.dtype("i1"): 5, np.dtype("<i8"): 6, np.dtype("?"): 7}
 BFLOAT16 = 12
+_FLAG_OF = {dtype: flag for flag, dtype in TYPE_FLAGS.items() if flag != BFLOAT16}  # what the writer accepts
 
 
 class ParamsFormatError(ValueError):
