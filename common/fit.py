@@ -288,11 +288,13 @@ class Normalizer:
         std = torch.tensor(loader.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
         self.scale = 1.0 / std
         self.shift = -torch.tensor(loader.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1) * self.scale
+        self.shift = self.shift if self.shift.any() else None  # MNIST's [0, 1] scaling has no shift
         self.device = device
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         images = images.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        return images.float().mul_(self.scale).add_(self.shift)
+        images = images.float().mul_(self.scale)
+        return images if self.shift is None else images.add_(self.shift)
 
 
 @dataclass
