@@ -84,11 +84,15 @@ def main() -> None:
     mx_label = "MXNet 1.9.1 (measured)" if args.mxnet_python else "MXNet 1.9.1 (issue)"
     print(f"| network | round | samples/sec | {mx_label} | ratio |\n|---|---|---|---|---|")
     for network in args.networks.split(","):
+        ours, theirs = [], []
         for run in range(1, args.rounds + 1):
-            speed = measure(network, args.data_dir, args.epochs)
-            mx = (measure(network, args.data_dir, args.epochs, args.mxnet_python) if args.mxnet_python
-                  else MXNET_SAMPLES_PER_SEC[network])
-            print(f"| {network} | {run} | {speed:,.0f} | {mx:,.0f} | {speed / mx:.2f}x |", flush=True)
+            ours.append(measure(network, args.data_dir, args.epochs))
+            theirs.append(measure(network, args.data_dir, args.epochs, args.mxnet_python) if args.mxnet_python
+                          else MXNET_SAMPLES_PER_SEC[network])
+            print(f"| {network} | {run} | {ours[-1]:,.0f} | {theirs[-1]:,.0f} | {ours[-1] / theirs[-1]:.2f}x |", flush=True)
+        if args.rounds > 1:
+            speed, mx = statistics.median(ours), statistics.median(theirs)
+            print(f"| {network} | median | {speed:,.0f} | {mx:,.0f} | {speed / mx:.2f}x |", flush=True)
 
 
 if __name__ == "__main__":

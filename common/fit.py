@@ -53,7 +53,8 @@ def add_fit_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     train.add_argument("--lr", type=float, default=0.1, help="initial learning rate")
     train.add_argument("--lr-factor", type=float, default=0.1, help="the ratio to reduce lr on each step")
     train.add_argument("--lr-step-epochs", type=str,
-                       help="the epochs to reduce the lr, e.g. 30,60; 'pow2' for polynomial decay of power 2")
+                       help="the epochs to reduce the lr, e.g. 30,60; 'powN' for polynomial decay of power N to 0 "
+                            "at the end of --num-epochs ('pow1': linear)")
     train.add_argument("--warmup-epochs", type=int, default=0,
                        help="epochs over which the lr rises linearly from 0 to --lr (0: no warm-up)")
     train.add_argument("--initializer", type=str, default="default", choices=INITIALIZERS,
