@@ -143,15 +143,19 @@ def save_params(prefix: str, epoch: int, model: nn.Module) -> str:
     return path
 
 
-def load_params(model: nn.Module, prefix: str, epoch: int) -> None:
-    path = params_path(prefix, epoch)
+def read_params(path: str) -> dict[str, np.ndarray]:
+    """The arrays of a .params file by name; CheckpointError when it is missing or malformed."""
     if not os.path.exists(path):
         raise CheckpointError(f"{path} not found")
     try:
-        arrays = mxnet_params.load(path)
+        return mxnet_params.load(path)
     except mxnet_params.ParamsFormatError as e:
         raise CheckpointError(str(e)) from None
-    load_mxnet_arrays(model, arrays, path)
+
+
+def load_params(model: nn.Module, prefix: str, epoch: int) -> None:
+    path = params_path(prefix, epoch)
+    load_mxnet_arrays(model, read_params(path), path)
 
 
 def save_states(prefix: str, epoch: int, states: dict[str, Any]) -> None:

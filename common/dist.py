@@ -26,7 +26,6 @@ import torch.multiprocessing as mp
 class DistInfo:
     rank: int = 0
     world_size: int = 1
-    local_rank: int = 0
     device: torch.device = torch.device("cpu")
 
     @property
@@ -102,42 +101,47 @@ def run(gpus_option: str, kv_store: str, batch_size: int, worker: Callable[[Dist
     check_gpus(gpus)
     machine, machines, torchrun_local = plan(kv_store)
     if torchrun_local is not None:
-        device = torch.device(f"cuda:{gpus[torchrun_local % len(gpus)]}") if gpus else torch.device("cpu")
-        return _in_group(machine, machines, torchrun_local, device, worker)
+        return _in_group(machine, machines, _device(gpus, torchrun_local), worker)
     per_machine = max(1, len(gpus))
     world = machines * per_machine
     if batch_size < world:
         raise ValueError(f"--batch-size {batch_size} is smaller than the {world} processes it is split across")
     if world == 1:
-        device = torch.device(f"cuda:{gpus[0]}") if gpus else torch.device("cpu")
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        return worker(DistInfo(device=device))
+        return worker(DistInfo(device=_use(_device(gpus, 0))))
     if machines == 1:
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
         os.environ["MASTER_PORT"] = os.environ.get("MASTER_PORT") or str(free_port())
     if per_machine == 1:  # one CPU process (or one GPU) per machine: no need to spawn
-        device = torch.device(f"cuda:{gpus[0]}") if gpus else torch.device("cpu")
-        return _in_group(machine, world, 0, device, worker)
+        return _in_group(machine, world, _device(gpus, 0), worker)
     ctx = mp.get_context("spawn")
     results = ctx.SimpleQueue()
     mp.spawn(_spawned, args=(machine * per_machine, world, gpus, worker, results), nprocs=per_machine)
     return results.get() if not results.empty() else None
 
 
+def _device(gpus: list[int], local_rank: int) -> torch.device:
+    """The device of the process with this local rank: its GPU of --gpus, or the CPU without GPUs."""
+    return torch.device(f"cuda:{gpus[local_rank % len(gpus)]}") if gpus else torch.device("cpu")
+
+
+def _use(device: torch.device) -> torch.device:
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return device
+
+
 def _spawned(local_rank: int, first_rank: int, world: int, gpus: list[int], worker: Callable, results) -> None:
-    result = _in_group(first_rank + local_rank, world, local_rank, torch.device(f"cuda:{gpus[local_rank]}"), worker)
+    result = _in_group(first_rank + local_rank, world, _device(gpus, local_rank), worker)
     if first_rank + local_rank == 0:
         results.put(result)
 
 
-def _in_group(rank: int, world: int, local_rank: int, device: torch.device, worker: Callable) -> Any:
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
+def _in_group(rank: int, world: int, device: torch.device, worker: Callable) -> Any:
+    _use(device)
     tdist.init_process_group("nccl" if device.type == "cuda" else "gloo", init_method="env://",
                              rank=rank, world_size=world, device_id=device if device.type == "cuda" else None)
     try:
-        return worker(DistInfo(rank=rank, world_size=world, local_rank=local_rank, device=device))
+        return worker(DistInfo(rank=rank, world_size=world, device=device))
     finally:
         tdist.destroy_process_group()
 

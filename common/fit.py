@@ -249,18 +249,20 @@ class Meter:
         loss_sum = (torch.stack(self.losses).double() * sizes).sum()
         return torch.stack((hits[:, 0].sum().double(), hits.any(dim=1).sum().double(), loss_sum)), len(labels)
 
-    def window_values(self, loss_name: str) -> list[tuple[str, float]]:
-        return self._named(*self._window_sums(), loss_name)
-
-    def next_window(self) -> None:
-        """Add the window into the totals and start a new one."""
+    def _add_window(self) -> tuple[torch.Tensor, int]:
+        """Add the current window into the totals, start a new one, and return the window's sums and count."""
         sums, count = self._window_sums()
         self.totals += sums
         self.total_count += count
         self._start_window()
+        return sums, count
+
+    def close_window(self, loss_name: str) -> list[tuple[str, float]]:
+        """The current window's values; the window then counts into the totals and a new one starts."""
+        return self._named(*self._add_window(), loss_name)
 
     def total_values(self, loss_name: str) -> list[tuple[str, float]]:
-        self.next_window()
+        self._add_window()
         return self._named(self.totals, self.total_count, loss_name)
 
     def _named(self, sums: torch.Tensor, count: int, loss_name: str) -> list[tuple[str, float]]:
@@ -340,23 +342,26 @@ def train_one_epoch(t: Training, epoch: int, loader) -> Meter:
         bar.update(1)
         if nbatch == 0:
             tic = time.time()  # as MXNet's Speedometer, time from the end of the first batch
-        last = nbatch == len(loader) - 1
-        if (nbatch % args.disp_batches == 0 and nbatch > 0) or last:
-            if (bad := meter.first_nonfinite()) >= 0:
-                raise FitError(f"the loss became NaN or infinite at epoch {epoch}, batch {window_start + bad}; "
-                               "try a lower --lr or check the input data")
         if nbatch % args.disp_batches == 0 and nbatch > 0:
+            _check_finite(meter, epoch, window_start)
             speed = args.disp_batches * args.batch_size / (time.time() - tic)
-            window = meter.window_values(args.loss)
+            window = meter.close_window(args.loss)
             log.info("Epoch[%d] Batch [%d-%d]\tSpeed: %.2f samples/sec\t%s", epoch, nbatch - args.disp_batches,
                      nbatch, speed, format_metrics(window))
             t.metrics.log_batch(epoch, nbatch, speed, lr, dict(window), time.time() - epoch_start)
             bar.set_postfix_str(f"{speed:.0f} samples/sec")
-            meter.next_window()
             window_start = nbatch + 1
             tic = time.time()
+    _check_finite(meter, epoch, window_start)
     bar.close()
     return meter
+
+
+def _check_finite(meter: Meter, epoch: int, window_start: int) -> None:
+    """Stop on a NaN or infinite loss in the meter's current window, naming the batch."""
+    if (bad := meter.first_nonfinite()) >= 0:
+        raise FitError(f"the loss became NaN or infinite at epoch {epoch}, batch {window_start + bad}; "
+                       "try a lower --lr or check the input data")
 
 
 @torch.no_grad()
@@ -391,11 +396,7 @@ def fit(args: argparse.Namespace, network: nn.Module, data_loader: Callable,
     network holds (pre-trained ones, for fine-tuning) instead of applying --initializer. Returns rank 0's
     last-epoch metrics ({'accuracy': ..., 'validation-accuracy': ...})."""
     check_args(args)
-    try:
-        return dist.run(args.gpus, args.kv_store, args.batch_size,
-                        _TrainingRun(args, network, data_loader, initialized))
-    except ValueError as e:  # bad --gpus or launch variables: one line, like other option errors
-        raise FitError(str(e)) from None
+    return dist.run(args.gpus, args.kv_store, args.batch_size, _TrainingRun(args, network, data_loader, initialized))
 
 
 @dataclass

@@ -13,7 +13,6 @@ mis-shaped tensor is listed by name.
 """
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch.nn as nn
 
-from common import checkpoint, mxnet_params
+from common import checkpoint
 from common.checkpoint import CheckpointError
 from symbols import create_model
 
@@ -199,15 +198,6 @@ def _apply_graph(model: nn.Module, graph: MXNetGraph, arrays: dict[str, np.ndarr
     return arrays
 
 
-def read_params(path: str) -> dict[str, np.ndarray]:
-    if not os.path.exists(path):
-        raise CheckpointError(f"{path} not found")
-    try:
-        return mxnet_params.load(path)
-    except mxnet_params.ParamsFormatError as e:
-        raise CheckpointError(str(e)) from None
-
-
 def load_model(prefix: str, epoch: int, network: str | None = None, num_layers: int | None = None
                ) -> tuple[nn.Module, ModelInfo]:
     """Build the network of checkpoint `prefix` and load the weights saved after `epoch`. `network` and
@@ -216,7 +206,7 @@ def load_model(prefix: str, epoch: int, network: str | None = None, num_layers: 
     symbol_file = checkpoint.symbol_path(prefix)
     doc = checkpoint.read_symbol_file(prefix)
     params_file = checkpoint.params_path(prefix, epoch)
-    arrays = read_params(params_file)
+    arrays = checkpoint.read_params(params_file)
     if isinstance(doc, dict) and doc.get("format") == checkpoint.SYMBOL_FORMAT:
         model, info = _build_ours(doc, symbol_file, network, num_layers)
     elif isinstance(doc, dict) and "nodes" in doc:
@@ -235,16 +225,8 @@ def load_model(prefix: str, epoch: int, network: str | None = None, num_layers: 
 def _rename_classifier(arrays: dict[str, np.ndarray], graph_name: str, model_name: str) -> dict[str, np.ndarray]:
     """The zoo's older graphs name the output layer differently (`fc1`, `fc`, `fullyconnected0`): load its
     tensors into the network's output layer whatever the name."""
-    if graph_name == model_name:
-        return arrays
-    renamed = {}
-    for key, value in arrays.items():
-        bare = key.split(":", 1)[-1]
-        for suffix in ("_weight", "_bias"):
-            if bare == graph_name + suffix:
-                key = model_name + suffix
-        renamed[key] = value
-    return renamed
+    renamed = {graph_name + suffix: model_name + suffix for suffix in ("_weight", "_bias")}
+    return {renamed.get(key, key): value for key, value in arrays.items()}
 
 
 def _build_from_graph(graph: MXNetGraph, arrays: dict[str, np.ndarray], network: str | None,
