@@ -19,7 +19,6 @@ import os
 import time
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 import torch.nn as nn
@@ -27,7 +26,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from common import data, dist, fit, modelzoo
-from common.augment import crop_box, cut, decode
+from common.augment import crop_box, cut, decode, resize_to_cover
 from common.dist import DistInfo
 from common.mxnet_import import ModelInfo, load_model
 
@@ -82,8 +81,7 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     model.eval()
     if args.export:
         return export_onnx(model, shape, prefix + ".onnx")
-    mean = data.parse_channel_values(args.rgb_mean, "--rgb-mean", shape[0])
-    std = data.parse_channel_values(args.rgb_std, "--rgb-std", shape[0])
+    mean, std = data.channel_mean_std(args, shape[0])
     if not info.normalises_input and not any(mean):
         log.warning("%s has no input BatchNorm: it was probably trained on mean-subtracted images "
                     "(inception models need --rgb-mean %s)", args.model, INCEPTION_MEAN)
@@ -105,23 +103,22 @@ class Scoring:
     def __call__(self, info: DistInfo) -> dict[str, float]:
         args = self.args
         fit.setup_logging(info.rank)
-        loader = data.validation_batches(args.data_val, self.shape, max(1, args.batch_size // info.world_size), info,
+        batch = data.rank_batch_size(args.batch_size, info)
+        loader = data.validation_batches(args.data_val, self.shape, batch, info,
                                          mean=self.mean, std=self.std, num_workers=args.data_nthreads,
                                          num_classes=self.num_classes, limit=args.max_num_examples)
         model = self.model.to(info.device, memory_format=torch.channels_last)
         normalize = fit.Normalizer(loader, info.device)
         meter = fit.Meter(min(5, self.num_classes), info)
-        count = 0
         tic = time.time()
         with torch.inference_mode():
             for images, labels in tqdm(loader, desc="score", disable=None if info.is_primary else True):
                 labels = labels.to(info.device, non_blocking=True)
                 logits = model(normalize(images))
                 meter.update(logits, labels, F.cross_entropy(logits.float(), labels))
-                count += len(labels)
         metrics = meter.total_values("")  # synchronises the device, so the time below is complete
         elapsed = time.time() - tic
-        total = int(dist.all_reduce_sum(torch.tensor([count], device=info.device), info).item())
+        total = int(dist.all_reduce_sum(torch.tensor([meter.total_count], device=info.device), info).item())
         speed = total / elapsed
         if info.is_primary:
             log.info("Finished with %f images per second", speed)
@@ -165,11 +162,8 @@ def predict(image_path: str, model: nn.Module, info: ModelInfo, shape: tuple[int
         raise ValueError(f"{image_path}: {e.strerror}") from None
     if img is None:
         raise ValueError(f"{image_path}: not an image OpenCV can decode")
-    h, w = img.shape[:2]
-    scale = max(shape[1] / h, shape[2] / w)
-    img = cv2.resize(img, (max(shape[2], round(w * scale)), max(shape[1], round(h * scale))),
-                     interpolation=cv2.INTER_LINEAR)
-    img = cut(img, crop_box(*img.shape[:2], shape[1], shape[2], None)).reshape(shape[1], shape[2], -1)
+    img = resize_to_cover(img, shape[1], shape[2])
+    img = cut(img, crop_box(*img.shape[:2], shape[1], shape[2], None))
     x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)[::-1] if shape[0] == 3 else
                                               img.transpose(2, 0, 1))).float().unsqueeze(0)
     x = (x - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)

@@ -116,13 +116,17 @@ def resize(img: np.ndarray, height: int, width: int) -> np.ndarray:
     return out if out.ndim == 3 else out[:, :, None]
 
 
-def scale_up_to(img: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Enlarge (keeping the aspect ratio) just enough to cover height x width; larger images unchanged."""
+def resize_to_cover(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize (keeping the aspect ratio) to the smallest size that covers height x width."""
     h, w = img.shape[:2]
-    if h >= height and w >= width:
-        return img
     s = max(height / h, width / w)
     return resize(img, max(height, round(h * s)), max(width, round(w * s)))
+
+
+def scale_up_to(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Enlarge just enough to cover height x width; larger images unchanged."""
+    h, w = img.shape[:2]
+    return img if h >= height and w >= width else resize_to_cover(img, height, width)
 
 
 def crop_box(h: int, w: int, crop_h: int, crop_w: int, rng: np.random.Generator | None) -> Box:

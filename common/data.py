@@ -140,7 +140,7 @@ def get_mnist_iter(args, dist: DistInfo) -> tuple[TensorBatches, TensorBatches]:
                             f"{int(labels.max())} is outside --num-classes {args.num_classes}")
     if args.num_examples and args.num_examples < len(train_y):
         train_x, train_y = train_x[:args.num_examples], train_y[:args.num_examples]
-    batch = args.batch_size // dist.world_size
+    batch = rank_batch_size(args.batch_size, dist)
     common = dict(mean=(0.0,), std=(255.0,), seed=args.seed, rank=dist.rank, world_size=dist.world_size)
     return (TensorBatches(train_x, train_y, batch, shuffle=True, **common),
             TensorBatches(val_x, val_y, batch, shuffle=False, **common))
@@ -379,9 +379,6 @@ class _BatchDecoder(torch.utils.data.Dataset):
             n += 1
         return _Batch(images[:n], labels[:n], skipped, None)
 
-    def __len__(self) -> int:
-        return len(self.files)
-
 
 class ShardSampler(torch.utils.data.Sampler):
     """This rank's batches of record positions for the current epoch, as (augmentation seed, positions).
@@ -481,19 +478,28 @@ def get_rec_iter(args, dist: DistInfo) -> tuple[RecordBatches | SyntheticBatches
     if not args.data_train:
         raise DataError("--data-train is required: a .rec file or a folder of them (or --benchmark 1)")
     shape = parse_image_shape(args.image_shape)
-    common = dict(mean=parse_channel_values(args.rgb_mean, "--rgb-mean", shape[0]),
-                  std=parse_channel_values(args.rgb_std, "--rgb-std", shape[0]),
-                  seed=args.seed, rank=dist.rank, world_size=dist.world_size, num_workers=args.data_nthreads,
-                  pin_memory=dist.device.type == "cuda", num_classes=args.num_classes)
-    batch = max(1, args.batch_size // dist.world_size)
+    mean, std = channel_mean_std(args, shape[0])
+    batch = rank_batch_size(args.batch_size, dist)
     # --num-examples does not cut the data: as in MXNet it only tells the training loop the epoch size
     train_files = RecordFiles.open(args.data_train, args.data_train_idx)
-    train = RecordBatches(train_files, build_train_preset(args, shape), shape, batch, train=True, **common)
+    train = RecordBatches(train_files, build_train_preset(args, shape), shape, batch, train=True, mean=mean, std=std,
+                          seed=args.seed, rank=dist.rank, world_size=dist.world_size, num_workers=args.data_nthreads,
+                          pin_memory=dist.device.type == "cuda", num_classes=args.num_classes)
     if not args.data_val:
         return train, None
-    return train, validation_batches(args.data_val, shape, batch, dist, idx_path=args.data_val_idx,
-                                     mean=common["mean"], std=common["std"], num_workers=args.data_nthreads,
-                                     num_classes=args.num_classes)
+    return train, validation_batches(args.data_val, shape, batch, dist, idx_path=args.data_val_idx, mean=mean,
+                                     std=std, num_workers=args.data_nthreads, num_classes=args.num_classes)
+
+
+def channel_mean_std(args: argparse.Namespace, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """--rgb-mean and --rgb-std, one value per channel."""
+    return (parse_channel_values(args.rgb_mean, "--rgb-mean", channels),
+            parse_channel_values(args.rgb_std, "--rgb-std", channels))
+
+
+def rank_batch_size(batch_size: int, dist: DistInfo) -> int:
+    """Each process's share of the global --batch-size."""
+    return max(1, batch_size // dist.world_size)
 
 
 def validation_batches(path: str, shape: tuple[int, int, int], batch_size: int, dist: DistInfo, *,
@@ -541,8 +547,7 @@ def get_synthetic_iter(args, dist: DistInfo) -> tuple[SyntheticBatches, None]:
     if not args.num_classes:
         raise DataError("--benchmark 1 needs --num-classes")
     shape = parse_image_shape(args.image_shape)
-    train = SyntheticBatches(shape, max(1, args.batch_size // dist.world_size), args.num_classes,
-                             mean=parse_channel_values(args.rgb_mean, "--rgb-mean", shape[0]),
-                             std=parse_channel_values(args.rgb_std, "--rgb-std", shape[0]),
+    mean, std = channel_mean_std(args, shape[0])
+    train = SyntheticBatches(shape, rank_batch_size(args.batch_size, dist), args.num_classes, mean=mean, std=std,
                              seed=args.seed, pin_memory=dist.device.type == "cuda")
     return train, None

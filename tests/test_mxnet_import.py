@@ -108,7 +108,6 @@ def cifar_resnet_v2_graph(units_per_stage: int, num_classes: int, stride_of_stag
     g = GraphWriter()
     x = g.bn("bn_data", 0, fix_gamma=True)
     x = g.conv("conv0", x, 16, 3, 1, 1)
-    in_filters = 16
     for stage, filters in enumerate((16, 32, 64), start=1):
         for unit in range(1, units_per_stage + 1):
             name = f"stage{stage}_unit{unit}"
@@ -118,7 +117,6 @@ def cifar_resnet_v2_graph(units_per_stage: int, num_classes: int, stride_of_stag
             y = g.conv(f"{name}_conv2", g.relu(f"{name}_relu2", g.bn(f"{name}_bn2", y)), filters, 3, 1, 1)
             shortcut = g.conv(f"{name}_sc", act1, filters, 1, stride) if unit == 1 else x
             x = g.layer("elemwise_add", f"_plus{stage}{unit}", [y, shortcut])
-            in_filters = filters
     x = g.relu("relu1", g.bn("bn1", x))
     x = g.layer("Pooling", "pool1", [x], global_pool="True", kernel=(7, 7), pool_type="avg")
     return g.finish(x, num_classes)
