@@ -46,9 +46,6 @@ class RecordWriter:
         self.path = path
         self._file = open(path, "wb")
 
-    def tell(self) -> int:
-        return self._file.tell()
-
     def write(self, payload: bytes) -> int:
         length = len(payload)
         if length >= LENGTH_LIMIT:
@@ -114,7 +111,6 @@ class RecordReader:
         except FileNotFoundError:
             raise RecordIOError(f"{path}: file not found") from None
         self.size = os.fstat(self._fd).st_size
-        self.position = 0
 
     def _read_exact(self, offset: int, count: int, what: str) -> bytes:
         data = os.pread(self._fd, count, offset)
@@ -170,19 +166,11 @@ class RecordReader:
             offset = self.record_end(offset)
         return offsets
 
-    def read(self) -> bytes | None:
-        """The next record in file order, or None at the end of the file."""
-        if self.position >= self.size:
-            return None
-        record, self.position = self._read_record(self.position)
-        return record
-
-    def seek(self, offset: int) -> None:
-        self.position = offset
-
     def __iter__(self) -> Iterator[bytes]:
-        self.position = 0
-        while (record := self.read()) is not None:
+        """Every record in file order."""
+        offset = 0
+        while offset < self.size:
+            record, offset = self._read_record(offset)
             yield record
 
     def close(self) -> None:

@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import cv2  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from common.augment import crop_box, cut  # noqa: E402
 from common.recordio import IndexedRecordWriter, IRHeader, pack, pack_img  # noqa: E402
 
 
@@ -154,12 +155,8 @@ class Encoder:
 
 def center_square(img):
     """The centred square of side min(h, w); the margin on the long side is (long - short) // 2."""
-    h, w = img.shape[:2]
-    if h > w:
-        margin = (h - w) // 2
-        return img[margin:margin + w]
-    margin = (w - h) // 2
-    return img[:, margin:margin + h]
+    side = min(img.shape[:2])
+    return cut(img, crop_box(*img.shape[:2], side, side, None))
 
 
 def resize_short_edge(img, size: int):
