@@ -273,8 +273,9 @@ def plot_speedup(results: list[Result], path: str, device_names: tuple[str, str]
     device, devices = device_names
     counts = sorted({r.setup.devices for r in results})
     series = [Series("ideal", counts, counts, color="gray", linestyle="--", marker="")]
+    ups = speedups(results)
     for spec in dict.fromkeys(r.spec for r in results):
-        points = [(r.setup.devices, s) for r, s in zip(results, speedups(results)) if r.spec == spec and s]
+        points = [(r.setup.devices, s) for r, s in zip(results, ups) if r.spec == spec and s]
         series.append(Series(f"{spec.label} ({spec.batch_size}/{device})",
                              [d for d, _ in points], [s for _, s in points]))
     save_line_plots([Panel(f"Speedup over one {device}", devices, "speedup", series,
@@ -330,11 +331,7 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> lis
         parser.error(f"--gpu_count {args.gpu_count}, but this machine has {available} GPU(s) "
                      "(--gpu_count 0 measures CPU processes)")
     if args.networks is None:
-        try:
-            default = DEFAULT_GPU_NETWORK if args.gpu_count else DEFAULT_CPU_NETWORK
-            args.networks = [parse_network_spec(default)]
-        except ValueError as e:
-            parser.error(f"the default network: {e}")
+        args.networks = [parse_network_spec(DEFAULT_GPU_NETWORK if args.gpu_count else DEFAULT_CPU_NETWORK)]
     if args.worker_count == 1:
         return []
     if not args.worker_file:

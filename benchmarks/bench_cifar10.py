@@ -10,10 +10,10 @@ mxnet==1.9.1 "numpy<1.24"`), with the network written out below from MXNet's pub
 """
 import argparse
 import os
-import re
-import statistics
 import subprocess
 import sys
+
+from bench_mnist import median_speed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -45,13 +45,6 @@ try:
 except Stop:
     pass
 '''
-
-
-def median_speed(log: str) -> float:
-    speeds = [float(s) for s in re.findall(r"Batch \[\d+-\d+\]\tSpeed: ([\d.]+)", log)][1:]
-    if not speeds:
-        raise SystemExit(f"no speed lines in the output:\n{log[-2000:]}")
-    return statistics.median(speeds)
 
 
 def main() -> None:

@@ -55,6 +55,7 @@ module.fit(mx.io.NDArrayIter(*read("train"), 64, shuffle=True), eval_data=mx.io.
 
 
 def median_speed(log: str) -> float:
+    """The median Speedometer speed in a training log, leaving out each epoch's first window (start-up)."""
     speeds = [float(m.group(2)) for m in re.finditer(r"Batch \[(\d+)-\d+\]\tSpeed: ([\d.]+)", log)
               if m.group(1) != "0"]
     if not speeds:
