@@ -42,7 +42,7 @@ def decode(data: bytes, channels: int, reduction: int = 1) -> np.ndarray | None:
         return None
     if img is None:
         return None
-    return img if img.ndim == 3 else img[:, :, None]
+    return _hwc(img)
 
 
 def jpeg_size(data: bytes) -> tuple[int, int] | None:
@@ -103,17 +103,22 @@ def affine_warp(img: np.ndarray, rng: np.random.Generator, *, max_rotate_angle: 
     m[1, 2] = (new_height - (m[1, 0] * cols + m[1, 1] * rows)) / 2
     out = cv2.warpAffine(img, m, (new_width, new_height), flags=cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_CONSTANT, borderValue=(fill_value,) * 3)
-    return out if out.ndim == 3 else out[:, :, None]
+    return _hwc(out)
+
+
+def _hwc(img: np.ndarray) -> np.ndarray:
+    """OpenCV drops the channel axis of one-channel images: put it back."""
+    return img if img.ndim == 3 else img[:, :, None]
 
 
 def pad(img: np.ndarray, size: int, fill_value: int) -> np.ndarray:
     out = cv2.copyMakeBorder(img, size, size, size, size, cv2.BORDER_CONSTANT, value=(fill_value,) * 3)
-    return out if out.ndim == 3 else out[:, :, None]
+    return _hwc(out)
 
 
 def resize(img: np.ndarray, height: int, width: int) -> np.ndarray:
     out = cv2.resize(img, (width, height), interpolation=cv2.INTER_LINEAR)
-    return out if out.ndim == 3 else out[:, :, None]
+    return _hwc(out)
 
 
 def resize_to_cover(img: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -73,7 +73,6 @@ class Unit:
                  out_channels: int, kernel: IntPair, stride: IntPair = 1, pad: IntPair = 0, groups: int = 1,
                  bias: bool = False, eps: float = MXNET_BN_EPS, fix_gamma: bool = False,
                  act: Activation | None = F.relu):
-        self.out_channels = out_channels
         self.conv = conv2d(in_channels, out_channels, kernel, stride, pad, groups, bias)
         owner.add_module(conv_name, self.conv)
         self.bn = None
@@ -99,7 +98,6 @@ class ConvBNAct(nn.Module):
         super().__init__()
         self.unit = Unit(self, "conv2d", "batchnorm", in_channels, out_channels, kernel, stride, pad, groups,
                          eps=eps, fix_gamma=fix_gamma, act=act)
-        self.out_channels = out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.unit(x)
