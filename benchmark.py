@@ -37,10 +37,10 @@ from typing import Iterable
 import torch
 from tqdm import tqdm
 
+from common.hosts import LaunchError, parse_hostfile
 from common.plotting import Panel, Series, save_line_plots
+from common.tables import format_table
 from symbols import list_networks
-from tools.launch import LaunchError, parse_hostfile
-from tools.parse_log import format_table
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 # Ours and MXNet's Speedometer lines: `Epoch[0] Batch [20-40]\tSpeed: 1234.56 samples/sec`, or `Batch [40]`

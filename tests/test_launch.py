@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from tools.launch import Host, LaunchError, assign_hosts, parse_env, parse_hostfile, remote_command
+from common.hosts import Host, LaunchError, parse_hostfile
+from tools.launch import assign_hosts, parse_env, remote_command
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCH = os.path.join(ROOT, "tools", "launch.py")

@@ -45,6 +45,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from common.hosts import Host, LaunchError, parse_hostfile  # noqa: E402
+
 GUARD_SOURCE = Path(__file__).with_name("launch_guard.py").read_text()
 STOP_GRACE_S = 5.0  # a stopped worker gets SIGTERM, then SIGKILL this much later
 SSH_TIMEOUT_S = 20.0  # for the reachability probe
@@ -53,13 +57,8 @@ FORWARDED_NAMES = ("PATH", "PYTHONPATH", "LD_LIBRARY_PATH", "OMP_NUM_THREADS", "
                    "VIRTUAL_ENV", "PYTHONUNBUFFERED")
 FORWARDED_PREFIXES = ("CUDA_", "NCCL_", "GLOO_", "TORCH_")
 FREE_PORT_SNIPPET = "import socket; s = socket.socket(); s.bind(('', 0)); print(s.getsockname()[1])"
-HOST_LINE = re.compile(r"(?P<name>[\w.@-]+?)(?::(?P<port>\d+))?(?:\s+slots=(?P<slots>\d+))?")
 ENV_ASSIGNMENT = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)[=:](?P<value>.*)", re.DOTALL)
 OUTPUT_LOCK = threading.Lock()  # workers' lines come out whole, never interleaved
-
-
-class LaunchError(Exception):
-    """A problem found before any worker starts; the message names the host, line or option."""
 
 
 class Interrupted(Exception):
@@ -68,55 +67,12 @@ class Interrupted(Exception):
         self.signum = signum
 
 
-@dataclass(frozen=True)
-class Host:
-    name: str  # what ssh connects to, maybe user@host
-    port: int | None = None
-    slots: int = 1
-
-    @property
-    def address(self) -> str:
-        return self.name.rpartition("@")[2]
-
-    @property
-    def is_loopback(self) -> bool:
-        return self.address == "localhost" or self.address.startswith("127.")
-
-    def __str__(self) -> str:
-        return self.name if self.port is None else f"{self.name}:{self.port}"
-
-
 @dataclass
 class Worker:
     rank: int
     host: Host
     process: subprocess.Popen
     relays: list[threading.Thread]  # copying its stdout and stderr here
-
-
-def parse_hostfile(path: str) -> list[Host]:
-    """Lines `host`, `host:port` (ssh port) or `host slots=N` (room for N workers); `#` starts a comment."""
-    try:
-        with open(path) as f:
-            lines = f.read().splitlines()
-    except OSError as e:
-        raise LaunchError(f"cannot read hostfile {path}: {e.strerror}") from None
-    hosts = []
-    for number, line in enumerate(lines, 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        match = HOST_LINE.fullmatch(line)
-        port = int(match["port"]) if match and match["port"] else None
-        slots = int(match["slots"]) if match and match["slots"] else 1
-        bad_port = port is not None and not 0 < port < 65536
-        if not match or match["name"].startswith("-") or bad_port or slots < 1:
-            raise LaunchError(f"hostfile {path}, line {number}: '{line}' is not 'host', 'host:port' "
-                              "or 'host slots=N'")
-        hosts.append(Host(match["name"], port, slots))
-    if not hosts:
-        raise LaunchError(f"hostfile {path} lists no hosts")
-    return hosts
 
 
 def assign_hosts(hosts: list[Host], num_workers: int) -> list[Host]:

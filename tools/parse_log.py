@@ -13,16 +13,13 @@ same file shows the epochs as the resumed run trained them.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from common.metrics_log import EpochSummary, MetricsLogError, read_epochs  # noqa: E402
-
-Row = list[str | int | float | None]
+from common.tables import Row, format_table  # noqa: E402
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -59,26 +56,6 @@ def check_metric_names(path: str, summaries: list[EpochSummary], names: list[str
 def epoch_rows(summaries: list[EpochSummary], names: list[str]) -> list[Row]:
     return [[s.epoch + 1, *(s.train.get(n) for n in names), *(s.validation.get(n) for n in names),
              s.time_cost, s.mean_speed] for s in summaries]
-
-
-def _cell(value: str | int | float | None, column: str, missing: str) -> str:
-    if value is None:
-        return missing
-    if isinstance(value, float):
-        return f"{value:.1f}" if column in ("time", "samples/sec") else f"{value:.6f}"
-    return str(value)
-
-
-def format_table(header: list[str], rows: list[Row], fmt: str) -> str:
-    cells = [[_cell(v, column, "-" if fmt == "markdown" else "") for v, column in zip(row, header)]
-             for row in rows]
-    if fmt == "csv":
-        out = io.StringIO()
-        csv.writer(out, lineterminator="\n").writerows([header, *cells])
-        return out.getvalue()
-    widths = [max(len(line[i]) for line in [header, *cells]) for i in range(len(header))]
-    lines = [header, ["-" * w for w in widths], *cells]
-    return "".join("| " + " | ".join(c.ljust(w) for c, w in zip(line, widths)) + " |\n" for line in lines)
 
 
 def main(args: argparse.Namespace) -> str:
