@@ -38,13 +38,12 @@ import torch
 from tqdm import tqdm
 
 from common.hosts import LaunchError, parse_hostfile
+from common.metrics_log import parse_speedometer_line
 from common.plotting import Panel, Series, save_line_plots
 from common.tables import format_table
 from symbols import list_networks
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
-# Ours and MXNet's Speedometer lines: `Epoch[0] Batch [20-40]\tSpeed: 1234.56 samples/sec`, or `Batch [40]`
-SPEED_LINE = re.compile(r"Epoch\[\d+\] Batch \[(?:\d+-)?\d+\]\s+Speed: ([0-9.]+) samples/sec")
 STOP_GRACE_S = 15.0  # launch.py needs up to 10 s to stop its workers after SIGTERM
 DEFAULT_GPU_NETWORK = "resnet-50:32:224"
 DEFAULT_CPU_NETWORK = "lenet:64:1,28,28"
@@ -119,8 +118,8 @@ def network_spec(text: str) -> NetworkSpec:
 
 
 def parse_speeds(lines: Iterable[str]) -> list[float]:
-    """The samples/sec of every Speedometer line, in order."""
-    return [float(m[1]) for line in lines if (m := SPEED_LINE.search(line))]
+    """The samples/sec of every Speedometer line (ours or MXNet's, `Batch [A-B]` or `Batch [B]`), in order."""
+    return [speed.samples_per_sec for line in lines if (speed := parse_speedometer_line(line))]
 
 
 def measured_speed(speeds: list[float], windows: int) -> float | None:

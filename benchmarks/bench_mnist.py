@@ -14,12 +14,15 @@ SGD lr 0.05, momentum 0.9, wd 1e-4, Xavier, Speedometer every 100 batches), alte
 """
 import argparse
 import os
-import re
 import statistics
 import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from common.metrics_log import parse_speedometer_line  # noqa: E402
+
 MXNET_SAMPLES_PER_SEC = {"mlp": 65000, "lenet": 2900}  # MXNet 1.9.1 on this machine kind, as the issue gives
 
 MXNET_SCRIPT = r'''
@@ -56,8 +59,8 @@ module.fit(mx.io.NDArrayIter(*read("train"), 64, shuffle=True), eval_data=mx.io.
 
 def median_speed(log: str) -> float:
     """The median Speedometer speed in a training log, leaving out each epoch's first window (start-up)."""
-    speeds = [float(m.group(2)) for m in re.finditer(r"Batch \[(\d+)-\d+\]\tSpeed: ([\d.]+)", log)
-              if m.group(1) != "0"]
+    speeds = [speed.samples_per_sec for line in log.splitlines()
+              if (speed := parse_speedometer_line(line)) and speed.first_batch]
     if not speeds:
         raise SystemExit(f"no speed lines in the output:\n{log[-2000:]}")
     return statistics.median(speeds)

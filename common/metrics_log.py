@@ -1,5 +1,5 @@
 """A training run's metrics as a file: written as the run goes, read back by tools/parse_log.py and
-tools/plot_log.py.
+tools/plot_log.py; and the one parser of MXNet's Speedometer line (`parse_speedometer_line`).
 
 Writing: `MetricsLog` appends one JSON object per line, one per logged window of batches and one per
 epoch, every line with the same keys:
@@ -10,12 +10,14 @@ epoch, every line with the same keys:
 `batch` is the 0-based number of the window's last batch (B in the log line `Batch [A-B]`) and null on
 epoch lines; `train` holds the window's metrics on batch lines and the epoch's on epoch lines; `time` is
 the wall clock (Unix seconds) and `elapsed` the seconds spent training the epoch so far, so at an epoch
-line it is MXNet's `Time cost`. Every line reaches the file in one write that a kill cannot cut short
-(see `MetricsLog._write_line`) and epoch lines are fsync'd, so a killed run leaves whole lines only; a
-resumed run appends to the same file.
+line it is MXNet's `Time cost`. Every line goes to the file in one write, and epoch lines are fsync'd. A
+run killed in the middle of a write can leave its last line torn: the reader skips such a line (with a
+warning), and a resumed run, which appends to the same file, first ends it with a newline so that its
+own lines stay whole.
 
 Reading: `read_epochs(path)` turns such a file, or a log of our or MXNet's log lines (FORMATS.md section 7,
-with any prefix such as `INFO:root:` or a timestamp), into one `EpochSummary` per epoch.
+with any prefix such as `INFO:root:` or a timestamp), into one `EpochSummary` per epoch. A file that cannot
+be read raises `MetricsLogError`, a `common.cli.UserError`.
 """
 from __future__ import annotations
 
@@ -28,13 +30,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping
 
+from common.cli import UserError
+
 logger = logging.getLogger(__name__)
 
-# Linux ends a write to a file early for SIGKILL only between pages of the file (4 KiB or a multiple).
-PAGE_SIZE = 4096
 
-
-class MetricsLogError(ValueError):
+class MetricsLogError(UserError):
     """A log or metrics file that cannot be read; the message names the file and what is wrong."""
 
 
@@ -99,9 +100,8 @@ class MetricsLog:
         if path is not None:
             os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            self._size = os.fstat(self._fd).st_size
             if _ends_in_a_torn_line(path):
-                # A line torn by a power cut stays on its own line instead of spoiling our first one.
+                # A line torn by a kill or power cut stays on its own line instead of spoiling our first one.
                 self._write_bytes(b"\n")
 
     def log_batch(self, epoch: int, batch: int, samples_per_sec: float, lr: float,
@@ -131,26 +131,15 @@ class MetricsLog:
 
     def _write(self, record: dict, sync: bool) -> None:
         if self._fd is not None:
-            self._write_line((json.dumps(record) + "\n").encode())
+            self._write_bytes((json.dumps(record) + "\n").encode())
             if sync:
                 os.fsync(self._fd)
         if self._tensorboard is not None:
             self._tensorboard.write(record)
 
-    def _write_line(self, line: bytes) -> None:
-        """A kill can stop the write only where it crosses a page boundary. A line that would straddle one
-        is written after spaces that fill the page instead: a kill then leaves nothing but spaces, which
-        JSON ignores at the start of the next line. (Lines longer than a page cannot be protected so.)"""
-        room = PAGE_SIZE - self._size % PAGE_SIZE
-        if room < len(line) <= PAGE_SIZE:
-            line = b" " * room + line
-        self._write_bytes(line)
-
     def _write_bytes(self, data: bytes) -> None:
         while data:  # os.write writes everything at once except when the disk is nearly full
-            written = os.write(self._fd, data)
-            self._size += written
-            data = data[written:]
+            data = data[os.write(self._fd, data):]
 
 
 def _record(kind: str, epoch: int, batch: int | None, samples_per_sec: float | None, lr: float,
@@ -164,10 +153,12 @@ def _record(kind: str, epoch: int, batch: int | None, samples_per_sec: float | N
 
 
 def _ends_in_a_torn_line(path: str) -> bool:
-    """Whether the file ends in something other than a newline or the spaces of `_write_line`."""
+    """Whether the file has something after its last newline."""
     with open(path, "rb") as f:
-        f.seek(max(0, f.seek(0, os.SEEK_END) - PAGE_SIZE))
-        return f.read().rpartition(b"\n")[2].strip() != b""
+        if f.seek(0, os.SEEK_END) == 0:
+            return False
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) != b"\n"
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -186,21 +177,44 @@ class EpochSummary:
         return sum(self.speeds) / len(self.speeds) if self.speeds else None
 
 
-# MXNet's log lines, found anywhere in a line so that `INFO:root:` or timestamp prefixes do not matter.
-# Old MXNet versions wrote `Batch [B]` and `Train-accuracy=V` in batch lines; both are accepted.
-_BATCH_LINE = re.compile(r"Epoch\[(\d+)\] Batch \[(?:\d+-)?(\d+)\]\s+Speed: (\S+) samples/sec(.*)")
+# MXNet's log lines, found anywhere in a line so that `INFO:root:`, timestamp or `[host rank]` prefixes do
+# not matter. Old MXNet versions wrote `Batch [B]` and `Train-accuracy=V` in batch lines; both are accepted.
+_SPEEDOMETER_LINE = re.compile(r"Epoch\[(\d+)\] Batch \[(?:(\d+)-)?(\d+)\]\s+Speed: (\S+) samples/sec(.*)")
 _METRIC_LINE = re.compile(r"Epoch\[(\d+)\] (Train|Validation)-([^\s=]+)=(\S+)")
 _TIME_LINE = re.compile(r"Epoch\[(\d+)\] Time cost=(\S+)")
 _NAME_VALUE = re.compile(r"([^\s=]+)=(\S+)")
 
 
+@dataclass(frozen=True)
+class SpeedometerLine:
+    """MXNet's Speedometer line, `Epoch[E] Batch [A-B]\tSpeed: S samples/sec\tname=value...` (ours too)."""
+    epoch: int
+    first_batch: int | None  # A, the window's start (0 in an epoch's first window); None in `Batch [B]`
+    batch: int  # B, the window's last batch
+    samples_per_sec: float
+    metrics: dict[str, float]  # the window's, `Train-` prefixes of old MXNet removed
+
+
+def parse_speedometer_line(line: str) -> SpeedometerLine | None:
+    """The Speedometer line in `line`, wherever it starts in it; None when there is none or one of its
+    numbers does not parse (`--test-io`'s `Batch [B]\tSpeed: ...` lines, without an epoch, are not one)."""
+    m = _SPEEDOMETER_LINE.search(line)
+    if m is None:
+        return None
+    try:
+        metrics = {name.removeprefix("Train-"): float(value) for name, value in _NAME_VALUE.findall(m[5])}
+        return SpeedometerLine(int(m[1]), None if m[2] is None else int(m[2]), int(m[3]), float(m[4]), metrics)
+    except ValueError:  # a number that does not parse: not one of our lines
+        return None
+
+
 def _parse_log_line(line: str) -> dict | None:
     """A log line as a (partial) record, or None for lines that carry no metrics."""
+    if _SPEEDOMETER_LINE.search(line):  # one whose numbers do not parse is no other line either
+        speed = parse_speedometer_line(line)
+        return None if speed is None else {"kind": "batch", "epoch": speed.epoch, "batch": speed.batch,
+                                           "samples_per_sec": speed.samples_per_sec, "train": speed.metrics}
     try:
-        if m := _BATCH_LINE.search(line):
-            train = {name.removeprefix("Train-"): float(value) for name, value in _NAME_VALUE.findall(m[4])}
-            return {"kind": "batch", "epoch": int(m[1]), "batch": int(m[2]),
-                    "samples_per_sec": float(m[3]), "train": train}
         if m := _METRIC_LINE.search(line):
             part = "train" if m[2] == "Train" else "validation"
             return {"kind": "epoch", "epoch": int(m[1]), part: {m[3]: float(m[4])}}

@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from common.metrics_log import PAGE_SIZE, MetricsLog, read_epochs, tensorboard_available
+from common.cli import UserError
+from common.metrics_log import (MetricsLog, MetricsLogError, parse_speedometer_line, read_epochs,
+                                tensorboard_available)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Writes metrics as fast as it can until it is killed. 100 metrics make lines of ~3 KB (under a page, see
-# MetricsLog._write_line), so a line written in pieces or left in a write buffer would show up torn.
+# Writes metrics as fast as it can until it is killed. 100 metrics make lines of ~3 KB, most of which cross
+# a page of the file: a write that a kill can cut short, leaving the last line torn.
 WRITER = """
 import sys
 from common.metrics_log import MetricsLog
@@ -34,7 +36,7 @@ def read_lines(path):
         return [json.loads(line) for line in f]
 
 
-def test_sigkilled_writer_leaves_only_whole_lines(tmp_path):
+def test_sigkilled_writer_leaves_whole_lines_and_a_resumed_writer_appends(tmp_path, caplog):
     path = str(tmp_path / "metrics.jsonl")
     child = subprocess.Popen([sys.executable, "-c", WRITER, path], cwd=REPO,
                              env={**os.environ, "PYTHONPATH": REPO})
@@ -51,40 +53,30 @@ def test_sigkilled_writer_leaves_only_whole_lines(tmp_path):
 
     with open(path, "rb") as f:
         *lines, tail = f.read().split(b"\n")
-    assert tail.strip() == b""  # at most the spaces that begin a line the kill stopped (see MetricsLog)
-    records = [json.loads(line) for line in lines]  # every line parses
+    assert tail == b"" or tail.startswith(b"{")  # nothing, or the start of the line the kill cut short
+    records = [json.loads(line) for line in lines]  # every complete line parses
     positions = [(r["epoch"], r["batch"]) for r in records]
     expected = [(e, b) for e in range(positions[-1][0] + 1) for b in [*range(19, 1000, 20), None]]
     assert positions == expected[:len(positions)]  # nothing lost or doubled before the kill
     assert len(records[-1]["train"]) == 100
 
-    # A resumed run appends to the same file, starting again at the epoch that was cut short.
+    # A resumed run appends to the same file, starting again at the epoch that was cut short; a torn
+    # last line stays on its own line, which the reader skips.
     killed_epoch = records[-1]["epoch"]
     with MetricsLog(path) as log:
         log.log_batch(killed_epoch, 19, 2000.0, 0.1, {"accuracy": 0.5}, elapsed=1.0)
         log.log_epoch(killed_epoch, 2000.0, 0.1, {"accuracy": 0.6}, {"accuracy": 0.7}, elapsed=9.0)
-    assert read_lines(path)[:len(records)] == records
-    last = read_epochs(path)[-1]
+    with open(path, "rb") as f:
+        after = f.read().split(b"\n")
+    assert after[:len(records)] == lines  # kept as they were
+    assert after[len(records):] == [tail] * bool(tail) + [after[-3], after[-2], b""]
+    assert [json.loads(line)["kind"] for line in after[-3:-1]] == ["batch", "epoch"]
+    summaries = read_epochs(path)
+    assert [s.epoch for s in summaries] == list(range(killed_epoch + 1))
+    last = summaries[-1]
     assert (last.epoch, last.speeds, last.train, last.validation, last.time_cost) == (
         killed_epoch, [2000.0], {"accuracy": 0.6}, {"accuracy": 0.7}, 9.0)
-
-
-def test_no_line_straddles_a_page(tmp_path):
-    """What makes lines whole under SIGKILL: a write is cut short only at a page boundary of the file."""
-    path = tmp_path / "metrics.jsonl"
-    with MetricsLog(str(path)) as log:
-        for batch in range(300):
-            log.log_batch(0, batch, 100.0, 0.1, {f"m{i}": 0.5 for i in range(batch % 150)}, elapsed=1.0)
-    data = path.read_bytes()
-    batches, start = [], 0
-    while start < len(data):
-        end = data.index(b"\n", start)
-        line = data[start:end]
-        first = end - len(line.lstrip(b" "))
-        assert first // PAGE_SIZE == end // PAGE_SIZE  # the record and its newline lie in one page
-        batches.append(json.loads(line)["batch"])
-        start = end + 1
-    assert batches == list(range(300))
+    assert ("skipped a line" in caplog.text) == bool(tail)
 
 
 def test_records_have_one_schema_and_plain_numbers(tmp_path):
@@ -116,18 +108,6 @@ def test_line_torn_by_a_crash_is_skipped_and_kept_apart(tmp_path, caplog):
     assert "metrics.jsonl:1: skipped" in caplog.text and "metrics.jsonl:3: skipped" in caplog.text
 
 
-def test_resume_after_a_kill_in_the_padding_continues_the_line(tmp_path, caplog):
-    path = tmp_path / "metrics.jsonl"
-    with MetricsLog(str(path)) as log:
-        log.log_epoch(0, 10.0, 0.1, {"accuracy": 0.5}, {}, elapsed=1.0)
-    with open(path, "a") as f:
-        f.write(" " * 100)  # the kill came while the spaces before a line were written
-    with MetricsLog(str(path)) as log:
-        log.log_epoch(1, 10.0, 0.1, {"accuracy": 0.6}, {}, elapsed=1.0)
-    assert [json.loads(line)["epoch"] for line in path.read_text().splitlines()] == [0, 1]
-    assert caplog.text == ""
-
-
 def test_log_lines_in_every_known_dress(tmp_path):
     lines = [
         "INFO:root:Epoch[0] Batch [0-20]\tSpeed: 100.00 samples/sec\taccuracy=0.5\tcross-entropy=1.25",
@@ -145,6 +125,24 @@ def test_log_lines_in_every_known_dress(tmp_path):
     assert summary.speeds == [100.0, 300.0, 200.0] and summary.mean_speed == 200.0
     assert np.isnan(summary.train["cross-entropy"]) and "accuracy" not in summary.train
     assert (summary.validation, summary.time_cost) == ({"accuracy": 0.75}, 12.5)
+
+
+def test_speedometer_lines_are_parsed_in_one_place():
+    ours = "2026-11-24 22:44:33,891 Node[0] Epoch[2] Batch [20-40]\tSpeed: 3003.33 samples/sec\taccuracy=0.934375"
+    speed = parse_speedometer_line(ours)
+    assert (speed.epoch, speed.first_batch, speed.batch, speed.samples_per_sec, speed.metrics) == (
+        2, 20, 40, 3003.33, {"accuracy": 0.934375})
+    old = parse_speedometer_line("INFO:root:Epoch[0] Batch [60]  Speed: 200.00 samples/sec  Train-accuracy=0.7")
+    assert (old.first_batch, old.batch, old.metrics) == (None, 60, {"accuracy": 0.7})
+    assert parse_speedometer_line("Batch [20]\tSpeed: 999.00 samples/sec") is None  # --test-io: no epoch
+    assert parse_speedometer_line("Epoch[0] Batch [0-20]\tSpeed: fast samples/sec") is None
+    assert parse_speedometer_line("Epoch[0] Train-accuracy=0.5") is None
+
+
+def test_unreadable_files_are_user_errors(tmp_path):
+    with pytest.raises(MetricsLogError, match="no such file") as error:
+        read_epochs(str(tmp_path / "missing.log"))
+    assert isinstance(error.value, UserError)
 
 
 def test_resume_from_an_earlier_epoch_replaces_what_followed(tmp_path):
