@@ -21,7 +21,7 @@ MXNET_SCRIPT = r'''
 import logging, sys
 import mxnet as mx
 sys.path.insert(0, sys.argv[3])
-from mxnet_graphs import bn, conv, preact_unit, relu
+from checks.mxnet_graphs import bn, conv, preact_unit, relu
 logging.basicConfig(level=logging.INFO, format="%(message)s")
 rec, batches = sys.argv[1], int(sys.argv[2])
 x = bn(mx.sym.Variable("data"), "bn_data", fix_gamma=True)
@@ -61,8 +61,8 @@ def main() -> None:
         raise SystemExit(ours.stderr[-2000:])
     print(f"train_cifar10.py resnet-20, batch 128, CPU: {median_speed(ours.stderr):.1f} samples/sec")
     if args.mxnet_python:
-        mx = subprocess.run([args.mxnet_python, "-c", MXNET_SCRIPT, args.rec, str(args.batches),
-                             os.path.join(ROOT, "benchmarks")], capture_output=True, text=True)
+        mx = subprocess.run([args.mxnet_python, "-c", MXNET_SCRIPT, args.rec, str(args.batches), ROOT],
+                            capture_output=True, text=True)
         print(f"MXNet 1.9.1 same network and data:   {median_speed(mx.stdout + mx.stderr):.1f} samples/sec")
 
 

@@ -1,7 +1,7 @@
 """Scoring speed on the CPU: ResNet-50, batch 32, images/sec of our score.py against MXNet 1.9.1's scorer
 (ImageRecordIter + Module.forward, as its score.py) on the same `.rec` and the same checkpoint.
 
-    python benchmarks/bench_score.py --mxnet-python /tmp/mxvenv/bin/python   # see check_mxnet_logits.py
+    python benchmarks/bench_score.py --mxnet-python /tmp/mxvenv/bin/python   # the virtualenv: benchmarks/README.md
 
 The .rec holds N Imagenette images packed by tools/im2rec.py --resize 256 (as MXNet's imagenet1k-val.sh
 does); both sides decode with --data-nthreads threads/processes and score the centred 224x224 crop. The
@@ -26,8 +26,8 @@ IMAGENETTE = os.path.join(ROOT, "..", "shared", "datasets", "imagenette-224", "v
 def mxnet_side(folder: str, rec: str, batch_size: int, threads: int, runs: int) -> None:
     """Runs under MXNet's Python: writes the checkpoint, then scores the .rec `runs` times."""
     import mxnet as mx
-    sys.path.insert(0, HERE)
-    from mxnet_graphs import get_symbol
+    sys.path.insert(0, ROOT)
+    from checks.mxnet_graphs import get_symbol
 
     sym = get_symbol("resnet", 50)
     module = mx.mod.Module(sym, context=mx.cpu())

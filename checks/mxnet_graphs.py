@@ -1,7 +1,8 @@
 """MXNet graphs of ResNet v2, ResNet v1, ResNeXt, MobileNet, Inception-BN and Inception-v3 with the layer names,
-attributes and numerics of MXNet's `example/image-classification/symbols/` (imported only under a Python that
-has MXNet 1.9.1, by check_mxnet_logits.py and bench_score.py). The pip package of MXNet does not ship those
-example files, so the graphs are written out here from their published structure."""
+attributes and numerics of MXNet's `example/image-classification/symbols/`, imported only under a Python that
+has MXNet 1.9.1: by checks/check_mxnet_logits.py, which checks our import of them, and as `checks.mxnet_graphs`
+by benchmarks/bench_score.py and bench_cifar10.py, which time MXNet on them. The pip package of MXNet does not
+ship those example files, so the graphs are written out here from their published structure."""
 import mxnet as mx
 
 EPS = 2e-5

@@ -1,15 +1,15 @@
 """Do MXNet checkpoints imported by common/mxnet_import.py compute what MXNet computes?
 
 MXNet 1.9.1 (in its own virtualenv: numpy<1.24) builds ResNet v2, ResNet v1, ResNeXt, MobileNet, Inception-BN and
-Inception-v3 (299x299 inputs) graphs with the layer names of its example symbols (benchmarks/mxnet_graphs.py;
-their parameter names, shapes and order are asserted equal to ../shared/reference/mxnet-params where that lists
-the network), gives them random weights and BatchNorm statistics (and random gammas in fix_gamma layers, which
+Inception-v3 (299x299 inputs) graphs with the layer names of its example symbols (checks/mxnet_graphs.py; with
+--params-reference, their parameter names, shapes and order are asserted equal to the lists there, for the
+networks it lists), gives them random weights and BatchNorm statistics (and random gammas in fix_gamma layers, which
 MXNet ignores), saves them with `mx.model.save_checkpoint` and runs its forward pass on random images. The suite
 then loads each checkpoint with `load_model` (no MXNet) and compares logits:
 max |ours - MXNet| / max |MXNet| <= 1e-4.
 
     python -m venv /tmp/mxvenv && /tmp/mxvenv/bin/pip install mxnet==1.9.1 "numpy<1.24"
-    python benchmarks/check_mxnet_logits.py --mxnet-python /tmp/mxvenv/bin/python
+    python checks/check_mxnet_logits.py --mxnet-python /tmp/mxvenv/bin/python
 
 Not run by the tests: it needs MXNet and takes about half a minute on 2 CPU cores.
 """
@@ -22,7 +22,6 @@ import tempfile
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REFERENCE = os.path.join(HERE, "..", "..", "shared", "reference", "mxnet-params")
 NETWORKS = (("resnet", 18), ("resnet", 50), ("resnet-v1", 18), ("resnet-v1", 50), ("resnext", 50), ("mobilenet", None),
             ("inception-bn", None), ("inception-v3", None))
 IMAGE_SIZES = {"inception-v3": 299}  # others: 224
@@ -37,9 +36,12 @@ def input_path(folder: str, family: str) -> str:
     return os.path.join(folder, f"input-{IMAGE_SIZES.get(family, 224)}.npy")
 
 
-def check_parameter_names(sym, family: str, layers: int | None, size: int) -> None:
-    """Asserts `sym` has the parameters (names, shapes, order) of MXNet's example, where the reference lists it."""
-    path = os.path.join(REFERENCE, (family if layers is None else f"{family}_{layers}") + ".txt")
+def check_parameter_names(sym, family: str, layers: int | None, size: int, reference_dir: str | None) -> None:
+    """Asserts `sym` has the parameters (names, shapes, order) of MXNet's example, where `reference_dir`
+    lists it."""
+    if reference_dir is None:
+        return
+    path = os.path.join(reference_dir, (family if layers is None else f"{family}_{layers}") + ".txt")
     if not os.path.exists(path):
         return
     with open(path) as f:  # the example's Inception-BN leaves its classifier unnamed; ours calls it fc1
@@ -50,7 +52,7 @@ def check_parameter_names(sym, family: str, layers: int | None, size: int) -> No
     assert ours == reference, f"{label(family, layers)}: parameters differ from {path}"
 
 
-def write_with_mxnet(folder: str) -> None:
+def write_with_mxnet(folder: str, reference_dir: str | None) -> None:
     """Runs under MXNet's Python: checkpoints, input and MXNet's logits into `folder`."""
     import mxnet as mx
     sys.path.insert(0, HERE)
@@ -62,7 +64,7 @@ def write_with_mxnet(folder: str) -> None:
     for family, layers in NETWORKS:
         images = np.load(input_path(folder, family))
         sym = get_symbol(family, layers)
-        check_parameter_names(sym, family, layers, images.shape[-1])
+        check_parameter_names(sym, family, layers, images.shape[-1], reference_dir)
         arg_shapes, _, aux_shapes = sym.infer_shape(data=images.shape)
         args, aux = {}, {}
         for name, shape in zip(sym.list_arguments(), arg_shapes):
@@ -113,13 +115,21 @@ def compare(folder: str) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mxnet-python", default="/tmp/mxvenv/bin/python", help="a Python with mxnet==1.9.1")
+    parser.add_argument("--params-reference", metavar="DIR",
+                        help="MXNet 1.9.1's parameter lists, <network>.txt of `arg|aux name shape` lines (e.g. "
+                             "resnet_50.txt): the graphs' parameters must match those listed")
     parser.add_argument("--write", help=argparse.SUPPRESS)  # internal: the MXNet side
     args = parser.parse_args()
     if args.write:
-        write_with_mxnet(args.write)
+        write_with_mxnet(args.write, args.params_reference)
         return
+    reference = []
+    if args.params_reference is not None:
+        if not os.path.isdir(args.params_reference):
+            parser.error(f"--params-reference {args.params_reference}: no such folder")
+        reference = ["--params-reference", os.path.abspath(args.params_reference)]
     with tempfile.TemporaryDirectory() as folder:
-        subprocess.run([args.mxnet_python, os.path.abspath(__file__), "--write", folder], check=True)
+        subprocess.run([args.mxnet_python, os.path.abspath(__file__), "--write", folder, *reference], check=True)
         sys.exit(0 if compare(folder) else 1)
 
 

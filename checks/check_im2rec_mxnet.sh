@@ -2,13 +2,27 @@
 # Byte comparison of tools/im2rec.py with MXNet 1.9.1's own tools/im2rec.py on the same folder and options.
 #
 #   python -m venv /tmp/mxvenv && /tmp/mxvenv/bin/pip install mxnet==1.9.1 "numpy<1.24" opencv-python-headless tqdm
-#   bash benchmarks/check_im2rec_mxnet.sh [IMAGE_ROOT] [MXNET_PYTHON]
+#   bash checks/check_im2rec_mxnet.sh [IMAGE_ROOT] [MXNET_PYTHON]
+#
+# IMAGE_ROOT is a folder of class folders of images (default: $IMAGECLS_DATASETS/imagenette-224/val);
+# MXNET_PYTHON the Python of that virtualenv (default: /tmp/mxvenv/bin/python).
 #
 # Both run under MXNet's Python, so both encode with the same OpenCV (JPEG bytes differ between OpenCV
 # builds); every .lst, .idx and .rec must be identical.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-root=${1:-$here/../shared/datasets/imagenette-224/val}
+if [ $# -ge 1 ]; then
+  root=$1
+elif [ -n "${IMAGECLS_DATASETS:-}" ]; then
+  root=$IMAGECLS_DATASETS/imagenette-224/val
+else
+  echo "check_im2rec_mxnet.sh: give IMAGE_ROOT, or set IMAGECLS_DATASETS to the folder holding imagenette-224/" >&2
+  exit 2
+fi
+if [ ! -d "$root" ]; then
+  echo "check_im2rec_mxnet.sh: $root: no such folder" >&2
+  exit 2
+fi
 py=${2:-/tmp/mxvenv/bin/python}
 mx_im2rec=$("$py" -c "import mxnet, os; print(os.path.join(os.path.dirname(mxnet.__file__), 'tools', 'im2rec.py'))")
 work=$(mktemp -d)
