@@ -1,6 +1,6 @@
 """CIFAR-10 training speed on the CPU: train_cifar10.py against MXNet 1.9.1 on the same record file.
 
-    python data/cifar10.py --data-dir /tmp/c10 --train-folder ../shared/datasets/cifar10/train
+    python data/cifar10.py --data-dir /tmp/c10 --train-folder $IMAGECLS_DATASETS/cifar10/train
     python benchmarks/bench_cifar10.py --rec /tmp/c10/cifar10_train.rec --mxnet-python /tmp/mxvenv/bin/python
 
 Both train resnet-20 (pre-activation, MXNet's CIFAR layout) at batch 128 on 3x32x32 crops of the 4-padded

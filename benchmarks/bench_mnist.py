@@ -1,6 +1,6 @@
 """Training speed on MNIST, as the logged samples/sec, against MXNet 1.9.1 on the same 2-core machine.
 
-    python benchmarks/bench_mnist.py [--data-dir ../shared/datasets/mnist] [--epochs 3]
+    python benchmarks/bench_mnist.py [--data-dir DIR] [--epochs 3]   # default DIR: $IMAGECLS_DATASETS/mnist
     python benchmarks/bench_mnist.py --mxnet-python /tmp/mxvenv/bin/python --rounds 3
 
 Runs `train_mnist.py` for each network with MXNet's defaults (batch 64) for a few epochs and prints the
@@ -21,6 +21,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from common.cli import run_main  # noqa: E402
+from common.datasets import dataset_folder  # noqa: E402
 from common.metrics_log import parse_speedometer_line  # noqa: E402
 
 MXNET_SAMPLES_PER_SEC = {"mlp": 65000, "lenet": 2900}  # MXNet 1.9.1 on this machine kind, as the issue gives
@@ -77,12 +79,13 @@ def measure(network: str, data_dir: str, epochs: int, mxnet_python: str | None =
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=os.path.join(ROOT, "..", "shared", "datasets", "mnist"))
+    parser.add_argument("--data-dir", help="MNIST's four .gz files (default: $IMAGECLS_DATASETS/mnist)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--networks", default="mlp,lenet")
     parser.add_argument("--mxnet-python", help="a Python with MXNet 1.9.1: measure MXNet here too")
     parser.add_argument("--rounds", type=int, default=1, help="runs of each, alternating ours and MXNet's")
     args = parser.parse_args()
+    args.data_dir = dataset_folder(args.data_dir, "mnist", "--data-dir")
     import torch
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
     mx_label = "MXNet 1.9.1 (measured)" if args.mxnet_python else "MXNet 1.9.1 (issue)"
@@ -100,4 +103,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -1,12 +1,13 @@
 """Scoring speed on the CPU: ResNet-50, batch 32, images/sec of our score.py against MXNet 1.9.1's scorer
 (ImageRecordIter + Module.forward, as its score.py) on the same `.rec` and the same checkpoint.
 
-    python benchmarks/bench_score.py --mxnet-python /tmp/mxvenv/bin/python   # the virtualenv: benchmarks/README.md
+    python benchmarks/bench_score.py --mxnet-python /tmp/mxvenv/bin/python   # see benchmarks/README.md
 
-The .rec holds N Imagenette images packed by tools/im2rec.py --resize 256 (as MXNet's imagenet1k-val.sh
-does); both sides decode with --data-nthreads threads/processes and score the centred 224x224 crop. The
-checkpoint is an MXNet ResNet-50 with random weights (speed does not depend on them), written by MXNet
-and imported by score.py. Prints the median of --runs runs of each.
+The .rec holds N Imagenette images (--images, by default $IMAGECLS_DATASETS/imagenette-224/val) packed by
+tools/im2rec.py --resize 256 (as MXNet's imagenet1k-val.sh does); both sides decode with --data-nthreads
+threads/processes and score the centred 224x224 crop. The checkpoint is an MXNet ResNet-50 with random
+weights (speed does not depend on them), written by MXNet and imported by score.py. Prints the median of
+--runs runs of each.
 """
 import argparse
 import os
@@ -20,7 +21,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-IMAGENETTE = os.path.join(ROOT, "..", "shared", "datasets", "imagenette-224", "val")
+IMAGENETTE_VAL = "imagenette-224/val"  # under $IMAGECLS_DATASETS
 
 
 def mxnet_side(folder: str, rec: str, batch_size: int, threads: int, runs: int) -> None:
@@ -55,18 +56,28 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--data-nthreads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--images",
+                        help="Imagenette's val folder (default: $IMAGECLS_DATASETS/imagenette-224/val)")
     parser.add_argument("--mxnet-side", nargs=2, help=argparse.SUPPRESS)  # internal: folder, rec
     args = parser.parse_args()
     if args.mxnet_side:
         mxnet_side(*args.mxnet_side, args.batch_size, args.data_nthreads, args.runs)
         return
+    sys.path.insert(0, ROOT)  # not at the top: the MXNet side runs this file under MXNet's Python
+    from common.cli import UserError
+    from common.datasets import dataset_folder
+    try:
+        imagenette = dataset_folder(args.images, IMAGENETTE_VAL, "--images")
+    except UserError as e:
+        parser.error(str(e))
     with tempfile.TemporaryDirectory() as folder:
         images = os.path.join(folder, "images")
         per_class = -(-args.num_images // 10)
-        for wnid in sorted(os.listdir(IMAGENETTE)):
+        for wnid in sorted(os.listdir(imagenette)):
             os.makedirs(os.path.join(images, wnid))
-            for name in sorted(os.listdir(os.path.join(IMAGENETTE, wnid)))[:per_class]:
-                os.symlink(os.path.join(IMAGENETTE, wnid, name), os.path.join(images, wnid, name))
+            for name in sorted(os.listdir(os.path.join(imagenette, wnid)))[:per_class]:
+                source = os.path.abspath(os.path.join(imagenette, wnid, name))
+                os.symlink(source, os.path.join(images, wnid, name))
         prefix = os.path.join(folder, "val")
         for extra in (["--list", "--recursive"], ["--resize", "256", "--quality", "90"]):
             subprocess.run([sys.executable, "tools/im2rec.py", *extra, prefix, images], cwd=ROOT, check=True,
