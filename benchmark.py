@@ -18,8 +18,8 @@ warm-up), or at --time-limit; its speed is the mean of those lines.
 
 Without GPUs (or with --gpu_count 0) each CPU process stands for a GPU and uses --cpu-threads threads.
 
-Written to --output-dir: results.md and results.csv (samples/sec, speedup over one device, efficiency),
-speedup.png (measured against ideal linear speedup) and every run's log in logs/.
+Written to --output-dir (default scaling/): results.md and results.csv (samples/sec, speedup over one
+device, efficiency), speedup.png (measured against ideal linear speedup) and every run's log in logs/.
 """
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ from typing import Iterable
 import torch
 from tqdm import tqdm
 
+from common.cli import UserError
 from common.hosts import LaunchError, parse_hostfile
 from common.metrics_log import parse_speedometer_line
 from common.plotting import Panel, Series, save_line_plots
@@ -83,11 +84,11 @@ class Result:
 
 
 def parse_network_spec(text: str, known: Iterable[str] | None = None) -> NetworkSpec:
-    """`network:batch_size:image_size` -> NetworkSpec; ValueError with a one-line reason otherwise."""
+    """`network:batch_size:image_size` -> NetworkSpec; UserError with a one-line reason otherwise."""
     known = list(list_networks() if known is None else known)
     fields = text.split(":")
     if len(fields) != 3:
-        raise ValueError(f"'{text}' is not network:batch_size:image_size (e.g. resnet-50:32:224)")
+        raise UserError(f"'{text}' is not network:batch_size:image_size (e.g. resnet-50:32:224)")
     name, batch, size = fields
     depth = re.fullmatch(r"(?P<family>.+)-(?P<layers>\d+)", name)
     if name in known:
@@ -95,25 +96,25 @@ def parse_network_spec(text: str, known: Iterable[str] | None = None) -> Network
     elif depth and depth["family"] in known:
         network, num_layers = depth["family"], int(depth["layers"])
     else:
-        raise ValueError(f"'{text}': unknown network '{name}'; choose from: {', '.join(known)} "
-                         "(with -LAYERS for a depth, e.g. resnet-152)")
+        raise UserError(f"'{text}': unknown network '{name}'; choose from: {', '.join(known)} "
+                        "(with -LAYERS for a depth, e.g. resnet-152)")
     try:
         batch_size = int(batch)
         dims = [int(d) for d in size.split(",")]
     except ValueError:
-        raise ValueError(f"'{text}': batch_size and image_size must be whole numbers "
-                         "(image_size S or C,H,W)") from None
+        raise UserError(f"'{text}': batch_size and image_size must be whole numbers "
+                        "(image_size S or C,H,W)") from None
     shape = (3, dims[0], dims[0]) if len(dims) == 1 else tuple(dims)
     if batch_size < 1 or len(shape) != 3 or min(shape) < 1:
-        raise ValueError(f"'{text}': the batch size must be positive and the image size S or C,H,W, "
-                         "all positive")
+        raise UserError(f"'{text}': the batch size must be positive and the image size S or C,H,W, "
+                        "all positive")
     return NetworkSpec(network, num_layers, batch_size, shape)
 
 
 def network_spec(text: str) -> NetworkSpec:
     try:
         return parse_network_spec(text)
-    except ValueError as e:
+    except UserError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
@@ -311,8 +312,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     timing.add_argument("--windows", type=int, default=5,
                         help="speed lines to average after the first; a run stops once it has them")
     timing.add_argument("--disp-batches", type=int, default=10, help="batches per speed line")
-    timing.add_argument("--output-dir", default="benchmark",
-                        help="where results.md, results.csv, speedup.png and logs/ go")
+    timing.add_argument("--output-dir", default="scaling",
+                        help="where results.md, results.csv, speedup.png and logs/ go (default: scaling/)")
     return parser
 
 

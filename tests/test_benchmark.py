@@ -15,6 +15,7 @@ from PIL import Image
 
 from benchmark import (Setup, check_args, doubling, get_args_parser, measured_speed, parse_network_spec,
                        parse_speeds, plan_setups, timed_run, training_command)
+from common.cli import UserError
 from tests.conftest import ROOT, run_script
 from tests.test_launch import sshd  # noqa: F401  (the throw-away sshd on loopback, a fixture)
 
@@ -71,6 +72,11 @@ def test_bad_network_specs(text, reason):
         parse_network_spec(text, KNOWN)
 
 
+def test_bad_specs_are_user_errors():
+    with pytest.raises(UserError, match="unknown network 'alexnet'"):
+        parse_network_spec("alexnet:32:224", KNOWN)
+
+
 def test_bad_spec_on_the_command_line_is_one_error_line(tmp_path):
     result = run_script("benchmark.py", "--networks", "lenet:32", "--output-dir", str(tmp_path))
     assert result.returncode == 2
@@ -97,6 +103,12 @@ def test_impossible_requests_are_one_error_line(tmp_path, capsys, args, message)
     for name, path in paths.items():
         message = message.replace(name, path)
     assert message in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_results_go_to_scaling_by_default():
+    """Not benchmark/: that word is the benchmarks/ folder and --benchmark 1 already."""
+    assert get_args_parser().parse_args([]).output_dir == "scaling"
+    assert "(default: scaling/)" in " ".join(get_args_parser().format_help().split())
 
 
 def test_series_double_up_to_the_count_as_mxnet():
