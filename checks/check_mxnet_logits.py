@@ -1,11 +1,11 @@
 """Do MXNet checkpoints imported by common/mxnet_import.py compute what MXNet computes?
 
-MXNet 1.9.1 (in its own virtualenv: numpy<1.24) builds ResNet v2, ResNet v1, ResNeXt, MobileNet, Inception-BN and
-Inception-v3 (299x299 inputs) graphs with the layer names of its example symbols (checks/mxnet_graphs.py; with
---params-reference, their parameter names, shapes and order are asserted equal to the lists there, for the
-networks it lists), gives them random weights and BatchNorm statistics (and random gammas in fix_gamma layers, which
-MXNet ignores), saves them with `mx.model.save_checkpoint` and runs its forward pass on random images. The suite
-then loads each checkpoint with `load_model` (no MXNet) and compares logits:
+MXNet 1.9.1 (in its own virtualenv: numpy<1.24) builds ResNet v2, ResNet v1, ResNeXt, MobileNet, Inception-BN
+and Inception-v3 (299x299 inputs) graphs with the layer names of its example symbols (checks/mxnet_graphs.py;
+with --params-reference, their parameter names, shapes and order are asserted equal to the lists there, for
+the networks it lists), gives them random weights and BatchNorm statistics (and random gammas in fix_gamma
+layers, which MXNet ignores), saves them with `mx.model.save_checkpoint` and runs its forward pass on random
+images. The suite then loads each checkpoint with `load_model` (no MXNet) and compares logits:
 max |ours - MXNet| / max |MXNet| <= 1e-4.
 
     python -m venv /tmp/mxvenv && /tmp/mxvenv/bin/pip install mxnet==1.9.1 "numpy<1.24"
@@ -129,7 +129,8 @@ def main() -> None:
             parser.error(f"--params-reference {args.params_reference}: no such folder")
         reference = ["--params-reference", os.path.abspath(args.params_reference)]
     with tempfile.TemporaryDirectory() as folder:
-        subprocess.run([args.mxnet_python, os.path.abspath(__file__), "--write", folder, *reference], check=True)
+        subprocess.run([args.mxnet_python, os.path.abspath(__file__), "--write", folder, *reference],
+                       check=True)
         sys.exit(0 if compare(folder) else 1)
 
 

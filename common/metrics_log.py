@@ -203,7 +203,8 @@ def parse_speedometer_line(line: str) -> SpeedometerLine | None:
         return None
     try:
         metrics = {name.removeprefix("Train-"): float(value) for name, value in _NAME_VALUE.findall(m[5])}
-        return SpeedometerLine(int(m[1]), None if m[2] is None else int(m[2]), int(m[3]), float(m[4]), metrics)
+        first_batch = None if m[2] is None else int(m[2])
+        return SpeedometerLine(int(m[1]), first_batch, int(m[3]), float(m[4]), metrics)
     except ValueError:  # a number that does not parse: not one of our lines
         return None
 

@@ -128,11 +128,11 @@ def test_log_lines_in_every_known_dress(tmp_path):
 
 
 def test_speedometer_lines_are_parsed_in_one_place():
-    ours = "2026-11-24 22:44:33,891 Node[0] Epoch[2] Batch [20-40]\tSpeed: 3003.33 samples/sec\taccuracy=0.934375"
+    ours = "2026-11-24 22:44:33,891 Node[0] Epoch[2] Batch [20-40]\tSpeed: 3003.33 samples/sec\taccuracy=0.9"
     speed = parse_speedometer_line(ours)
     assert (speed.epoch, speed.first_batch, speed.batch, speed.samples_per_sec, speed.metrics) == (
-        2, 20, 40, 3003.33, {"accuracy": 0.934375})
-    old = parse_speedometer_line("INFO:root:Epoch[0] Batch [60]  Speed: 200.00 samples/sec  Train-accuracy=0.7")
+        2, 20, 40, 3003.33, {"accuracy": 0.9})
+    old = parse_speedometer_line("INFO:root:Epoch[0] Batch [60]  Speed: 200.0 samples/sec  Train-accuracy=0.7")
     assert (old.first_batch, old.batch, old.metrics) == (None, 60, {"accuracy": 0.7})
     assert parse_speedometer_line("Batch [20]\tSpeed: 999.00 samples/sec") is None  # --test-io: no epoch
     assert parse_speedometer_line("Epoch[0] Batch [0-20]\tSpeed: fast samples/sec") is None
