@@ -1,4 +1,5 @@
-"""Per-image decoding and augmentation with the semantics of MXNet's ImageRecordIter (FORMATS.md section 8).
+"""Per-image decoding and augmentation with the semantics of MXNet's ImageRecordIter (docs/formats.md
+section 8).
 
 Images stay OpenCV BGR uint8 arrays (H, W, C) throughout, as in MXNet; the loader turns them into RGB CHW.
 Randomness comes from a `numpy.random.Generator` passed in, so a seed fixes every draw.
@@ -227,7 +228,7 @@ class EvalPreset:
 
 
 class TrainPreset:
-    """Training augmentation in MXNet's order (FORMATS.md section 8); each step only when asked for:
+    """Training augmentation in MXNet's order (docs/formats.md section 8); each step only when asked for:
 
     1. affine warp (rotation, shear, scale, and aspect ratio unless random-resized-crop uses it);
     2. constant padding; 3. crop: random-resized-crop, a square of U_int[min_crop_size, max_crop_size]

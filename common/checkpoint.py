@@ -1,4 +1,4 @@
-"""Checkpoints: `prefix-symbol.json`, `prefix-NNNN.params` and `prefix-NNNN.states`.
+"""Checkpoints: `prefix-symbol.json`, `prefix-NNNN.params` and `prefix-NNNN.states` (docs/formats.md section 6).
 
 - `-symbol.json`: what rebuilds the network (its `--network` name and keyword arguments).
 - `-NNNN.params`: the weights in MXNet's NDArray list format, named as MXNet names them

@@ -3,7 +3,7 @@ checkpoints (the model zoo's, or any MXNet 0.x/1.x `save_checkpoint`) and those 
 
     model, info = load_model("model/imagenet1k-resnet-50", 0)   # info.network == "resnet", num_layers 50
 
-An MXNet `-symbol.json` is a graph of layers (FORMATS.md section 6). It is read as plain JSON, never
+An MXNet `-symbol.json` is a graph of layers (docs/formats.md section 6.6). It is read as plain JSON, never
 executed: the family is told by layer names only it has (`stage1_unit1_sc_bn` is ResNeXt), the depth by
 counting residual units, the classes by the last FullyConnected's `num_hidden`; `network`/`num_layers`
 override the guess. The matching `symbols/` network is built, its convolutions checked against the

@@ -1,6 +1,6 @@
 """MXNet's NDArray list file (`prefix-NNNN.params`), read and written in pure NumPy.
 
-Layout (all little-endian; see shared/reference/FORMATS.md section 6):
+Layout (all little-endian; see docs/formats.md section 6.2):
 list magic 0x112, reserved 0, N arrays, then N names ("arg:<param>" / "aux:<param>").
 Reading never executes anything from the file.
 """

@@ -1,6 +1,6 @@
 """MXNet RecordIO: `.rec` record files, `.idx` index files and the image record header (IRHeader).
 
-Byte for byte the format of dmlc-core's RecordIO and `mxnet.recordio` (FORMATS.md sections 1-3):
+Byte for byte the format of dmlc-core's RecordIO and `mxnet.recordio` (docs/formats.md sections 1-3):
 
     record  = magic 0xCED7230A | lrec = cflag << 29 | length | payload | zero padding to 4 bytes
     .idx    = "key<TAB>offset<LF>" per record, offset of the record's first magic word

@@ -1,4 +1,4 @@
-"""tools/im2rec.py: every option, against what MXNet's im2rec writes (FORMATS.md sections 4-5)."""
+"""tools/im2rec.py: every option, against what MXNet's im2rec writes (docs/formats.md sections 4-5)."""
 import os
 import random
 import subprocess

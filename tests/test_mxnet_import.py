@@ -16,7 +16,7 @@ needs_resnets = pytest.mark.skipif(not {"resnet", "resnext"} <= set(list_network
                                    reason="symbols/resnet.py and resnext.py are not there yet")
 
 
-# --- .params byte by byte (FORMATS.md section 6) --------------------------------------------------------
+# --- .params byte by byte (docs/formats.md section 6.2) ---------------------------------------------------
 
 def array_record(shape, type_flag: int, data: bytes) -> bytes:
     return (struct.pack("<Iii", 0xF993FAC9, 0, len(shape)) + struct.pack(f"<{len(shape)}q", *shape)

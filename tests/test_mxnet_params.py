@@ -5,7 +5,7 @@ import pytest
 
 from common import mxnet_params
 
-# FORMATS.md section 6: {'arg:w': float32 [[1,2,3],[4,5,6]], 'aux:m': int32 [7]}, as MXNet writes it.
+# docs/formats.md section 6.2: {'arg:w': float32 [[1,2,3],[4,5,6]], 'aux:m': int32 [7]}, as MXNet writes it.
 EXAMPLE = bytes.fromhex(
     "1201000000000000" "0000000000000000" "0200000000000000"
     "c9fa93f9" "00000000" "02000000" "0200000000000000" "0300000000000000" "01000000" "00000000" "00000000"

@@ -9,7 +9,7 @@ import pytest
 from common.metrics_log import MetricsLog
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Written by hand from FORMATS.md section 7.
+# Written by hand from docs/formats.md section 7.
 MXNET_LOG = os.path.join(REPO, "tests", "data", "mxnet-mnist.log")
 
 EXPECTED = """\

@@ -1,4 +1,4 @@
-"""RecordIO against the bytes MXNet writes (FORMATS.md sections 1-3), and every malformed-file error."""
+"""RecordIO against the bytes MXNet writes (docs/formats.md sections 1-3), and every malformed-file error."""
 import os
 import struct
 import subprocess
@@ -11,10 +11,10 @@ import pytest
 from common.recordio import (MAGIC_BYTES, IndexedRecordReader, IndexedRecordWriter, IRHeader, RecordIOError,
                              RecordReader, RecordWriter, pack, pack_img, read_index, unpack, unpack_img)
 
-# FORMATS.md section 1: payload "AAAA" + magic + "BBBBBB", as MXNet writes it.
+# docs/formats.md section 1: payload "AAAA" + magic + "BBBBBB", as MXNet writes it.
 ESCAPED_PAYLOAD = b"AAAA" + MAGIC_BYTES + b"BBBBBB"
 ESCAPED_RECORD = bytes.fromhex("0A23D7CE 04000020 41414141 0A23D7CE 06000060 424242424242 0000")
-# FORMATS.md section 3: label 3.0, id 7, image bytes "XY".
+# docs/formats.md section 3: label 3.0, id 7, image bytes "XY".
 IMAGE_PAYLOAD = bytes.fromhex("00000000 00004040 0700000000000000 0000000000000000 5859")
 
 

@@ -5,7 +5,7 @@
     # 2. pack every list starting with the prefix into '<list name>.rec' and '.idx' beside it
     python tools/im2rec.py --num-thread 2 --resize 256 --quality 95 data/caltech data/101_ObjectCategories
 
-Same options, list splitting, labels, shuffle and output bytes as MXNet's im2rec (FORMATS.md section 5),
+Same options, list splitting, labels, shuffle and output bytes as MXNet's im2rec (docs/formats.md section 5),
 records in list order whatever --num-thread. Files that cannot be read or decoded are skipped with a
 warning and counted in the summary; malformed list lines are reported with their line number.
 """
