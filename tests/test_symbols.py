@@ -1,8 +1,9 @@
 """The network zoo: every family and variant against MXNet's parameter lists and counts, and its numerics.
 
-Reference lists: ../shared/reference/mxnet-params/<network>.txt (`arg|aux name shape`, as MXNet 1.9.1
-builds them). Parameter counts are MXNet's arguments (running statistics not included); the figures
-without a reference list are torchvision's for the same architecture where one exists, else pinned."""
+Reference lists: tests/data/mxnet-params/<network>.txt (`arg|aux name shape`, as MXNet 1.9.1 builds
+them; see the README there). Parameter counts are MXNet's arguments (running statistics not included);
+the figures without a reference list are torchvision's for the same architecture where one exists, else
+pinned."""
 from __future__ import annotations
 
 import argparse
@@ -17,7 +18,7 @@ import symbols
 from common.checkpoint import mxnet_names
 from symbols.layers import BatchNorm, parse_image_shape
 
-REFERENCE_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "reference", "mxnet-params")
+REFERENCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "mxnet-params")
 # What training scripts pass besides the network's own options: get_symbol must ignore it.
 CLI_EXTRAS = dict(gpus="", lr=0.1, kv_store="device", num_epochs=1, dtype="float32")
 
@@ -91,11 +92,8 @@ def build(network: str, options: dict, image_shape: str, num_classes: int, seed:
 
 def read_reference(name: str) -> dict[str, tuple[int, ...]]:
     """{'arg:conv0_weight': (64, 3, 7, 7), ...} without the graph's inputs `data` and `softmax_label`."""
-    path = os.path.join(REFERENCE_DIR, name + ".txt")
-    if not os.path.exists(path):
-        pytest.skip(f"{path} not found (the shared reference folder is absent)")
     tensors = {}
-    with open(path) as f:
+    with open(os.path.join(REFERENCE_DIR, name + ".txt")) as f:
         for line in f:
             kind, tensor, shape = line.split(" ", 2)
             if tensor not in ("data", "softmax_label"):
