@@ -2,7 +2,7 @@
 
     python train_mnist.py                                   # MLP on the CPU, downloads MNIST into data/
     python train_mnist.py --network lenet --gpus 0          # LeNet on the first GPU
-    python train_mnist.py --data-dir ../shared/datasets/mnist --num-epochs 1
+    python train_mnist.py --data-dir ~/datasets/mnist --num-epochs 1    # MNIST files already on disk
     python train_mnist.py --model-prefix model/mnist --load-epoch 10   # resume after epoch 10
 """
 import argparse

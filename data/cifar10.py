@@ -1,7 +1,7 @@
 """Prepare CIFAR-10 as record files for train_cifar10.py.
 
     python data/cifar10.py                      # download the official archive, write data/cifar10_{train,val}.rec
-    python data/cifar10.py --train-folder ../shared/datasets/cifar10/train --val-folder ../shared/datasets/cifar10/test
+    python data/cifar10.py --train-folder ~/datasets/cifar10/train --val-folder ~/datasets/cifar10/test
 
 The official binary archive (plain bytes: nothing in it is unpickled) is checked against its published md5.
 Images are stored as lossless PNG, so training sees the original pixels. A folder of class folders

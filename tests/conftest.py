@@ -8,9 +8,38 @@ import sys
 import numpy as np
 import pytest
 
+from common.datasets import ENV_VAR as DATASETS_VARIABLE
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.path.join(ROOT, "..", "shared")
-SHARED_MNIST = os.path.join(SHARED, "datasets", "mnist")
+
+# Real data sets: the folder named by $IMAGECLS_DATASETS (common/datasets.py) holds `mnist/` (the four IDX
+# gz files), `cifar10/` (class folders of PNGs) and `imagenette-224/val/` (class folders of JPEGs). Tests
+# that need one skip without it.
+DATASETS = os.path.abspath(os.path.expanduser(os.environ[DATASETS_VARIABLE])) \
+    if os.environ.get(DATASETS_VARIABLE) else None
+
+
+def dataset_path(*parts: str) -> str:
+    """`$IMAGECLS_DATASETS/<parts>` ('' when the variable is not set)."""
+    return os.path.join(DATASETS, *parts) if DATASETS else ""
+
+
+def missing_dataset(*parts: str) -> str | None:
+    """Why `$IMAGECLS_DATASETS/<parts>` cannot be used (a skip reason), or None when it is there."""
+    if DATASETS is None:
+        return (f"{DATASETS_VARIABLE} is not set (a folder holding the real data sets mnist/, cifar10/, "
+                "imagenette-224/)")
+    path = dataset_path(*parts)
+    return None if os.path.isdir(path) else f"{path} not found (${DATASETS_VARIABLE}/{'/'.join(parts)})"
+
+
+def needs_dataset(*parts: str) -> pytest.MarkDecorator:
+    """Skip the test unless `$IMAGECLS_DATASETS/<parts>` is a folder."""
+    reason = missing_dataset(*parts)
+    return pytest.mark.skipif(reason is not None, reason=reason or "")
+
+
+MNIST = dataset_path("mnist")
 
 
 def write_idx(path: str, array: np.ndarray) -> None:
@@ -49,5 +78,4 @@ def run_script(*args: str, env: dict | None = None, timeout: float = 300) -> sub
                           timeout=timeout)
 
 
-needs_shared_mnist = pytest.mark.skipif(not os.path.isdir(SHARED_MNIST),
-                                        reason=f"real MNIST not found at {SHARED_MNIST}")
+needs_mnist = needs_dataset("mnist")

@@ -1,12 +1,17 @@
-"""Small record files cut from ../shared/datasets/imagenette-224/val, packed by tools/im2rec.py as a user would."""
+"""Small record files cut from $IMAGECLS_DATASETS/imagenette-224/val, packed by tools/im2rec.py as a user
+would."""
 import os
 
-import pytest
+from conftest import dataset_path, missing_dataset, needs_dataset, run_script
 
-from conftest import SHARED, run_script
+IMAGENETTE_PARTS = ("imagenette-224", "val")
+IMAGENETTE = dataset_path(*IMAGENETTE_PARTS)
+needs_imagenette = needs_dataset(*IMAGENETTE_PARTS)
 
-IMAGENETTE = os.path.join(SHARED, "datasets", "imagenette-224", "val")
-needs_imagenette = pytest.mark.skipif(not os.path.isdir(IMAGENETTE), reason=f"Imagenette not found at {IMAGENETTE}")
+
+def missing_imagenette() -> str | None:
+    """The skip reason when Imagenette is not available, else None."""
+    return missing_dataset(*IMAGENETTE_PARTS)
 
 
 def pack_imagenette(folder, per_class: int | None, resize: int, train_ratio: float = 1.0) -> str:

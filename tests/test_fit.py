@@ -7,7 +7,7 @@ import torch
 
 import train_mnist
 from common import checkpoint, fit
-from conftest import SHARED_MNIST, needs_shared_mnist, run_script, write_idx
+from conftest import MNIST, needs_mnist, run_script, write_idx
 
 LOG_PREFIX = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} Node\[0\] "
 
@@ -106,17 +106,17 @@ def test_test_io_reports_reading_speed(fake_mnist):
     assert "Epoch[" not in result.stderr
 
 
-@needs_shared_mnist
+@needs_mnist
 def test_real_mnist_one_epoch():
-    result = train_mnist.main(mnist_args(SHARED_MNIST, "--num-epochs", "1"))
+    result = train_mnist.main(mnist_args(MNIST, "--num-epochs", "1"))
     assert result["validation-accuracy"] >= 0.95
 
 
-@needs_shared_mnist
+@needs_mnist
 def test_real_mnist_lenet_one_epoch_with_decaying_lr():
     # at a constant lr the last batches of an epoch move validation accuracy by +-0.5%; a linear decay
     # over the one epoch settles it (seeds 0-9: 0.9859-0.9895)
-    result = train_mnist.main(mnist_args(SHARED_MNIST, "--network", "lenet", "--num-epochs", "1",
+    result = train_mnist.main(mnist_args(MNIST, "--network", "lenet", "--num-epochs", "1",
                                          "--lr-step-epochs", "pow1"))
     assert result["validation-accuracy"] >= 0.983
 

@@ -10,7 +10,7 @@ import torch
 
 from common import checkpoint, data, fit
 from conftest import run_script
-from imagenette_recs import IMAGENETTE, needs_imagenette, pack_imagenette
+from imagenette_recs import missing_imagenette, needs_imagenette, pack_imagenette
 from symbols import create_model
 
 
@@ -35,8 +35,8 @@ def train_small_resnet(tmp_path, rec: str, val: str | None = "same", epochs: int
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """(rec, checkpoint prefix, training log) shared by the tests of this file."""
-    if not os.path.isdir(IMAGENETTE):
-        pytest.skip(f"Imagenette not found at {IMAGENETTE}")
+    if reason := missing_imagenette():
+        pytest.skip(reason)
     folder = tmp_path_factory.mktemp("score")
     rec = pack_imagenette(folder, per_class=4, resize=36) + ".rec"
     prefix, log = train_small_resnet(folder, rec)
