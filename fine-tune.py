@@ -19,16 +19,16 @@ import logging
 
 import torch.nn as nn
 
-from common import data, fit, modelzoo
+from common import cli, data, fit, modelzoo
+from common.cli import UserError
 from common.mxnet_import import ModelInfo, load_model
 from symbols import create_model
 
 log = logging.getLogger("fine-tune")
 
 
-def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="fine-tune a dataset", add_help=add_help,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def get_args_parser(add_help: bool = True) -> cli.ArgumentParser:
+    parser = cli.ArgumentParser(description="fine-tune a dataset", add_help=add_help)
     fit.add_fit_args(parser)
     data.add_data_args(parser)
     data.add_data_aug_args(parser)
@@ -53,7 +53,7 @@ def replace_classifier(model: nn.Module, info: ModelInfo, num_classes: int, laye
     """Swap the network's last fully-connected layer for a new one of `num_classes` outputs, initialised as
     fit.py initialises networks; it keeps its attribute, so checkpoints keep the network's layer names."""
     if info.layer_before_fullc is not None and layer_before_fullc != info.layer_before_fullc:
-        raise ValueError(f"--layer-before-fullc {layer_before_fullc}: in this model the last fully-connected "
+        raise UserError(f"--layer-before-fullc {layer_before_fullc}: in this model the last fully-connected "
                          f"layer {info.classifier} follows '{info.layer_before_fullc}'; fine-tuning replaces "
                          f"that layer, so give --layer-before-fullc {info.layer_before_fullc}")
     path = next(p for p, _ in model.named_modules() if p.replace(".", "_") == info.classifier)
@@ -77,14 +77,14 @@ def check_rebuilds(model: nn.Module, info: ModelInfo, num_classes: int, kwargs: 
     want = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     have = {name: tuple(t.shape) for name, t in rebuilt.state_dict().items()}
     if want != have:
-        raise ValueError(f"at --image-shape {image_shape} {info.network} has another layout than the pre-trained "
+        raise UserError(f"at --image-shape {image_shape} {info.network} has another layout than the pre-trained "
                          f"network (built for {info.kwargs.get('image_shape')}); use larger images")
 
 
 def main(args: argparse.Namespace) -> dict[str, float]:
-    fit.setup_logging(0)
+    cli.setup_logging(0)
     if args.num_classes is None:
-        raise ValueError("--num-classes is required: the number of classes of the new data set")
+        raise UserError("--num-classes is required: the number of classes of the new data set")
     prefix, epoch = modelzoo.resolve(args.pretrained_model, args.pretrained_epoch, args.model_dir,
                                      "--pretrained-epoch")
     model, info = load_model(prefix, epoch, args.network, args.num_layers)
@@ -97,4 +97,4 @@ def main(args: argparse.Namespace) -> dict[str, float]:
 
 if __name__ == "__main__":
     parser = get_args_parser()
-    fit.run_main(lambda: main(parser.parse_args()))
+    cli.run_main(lambda: main(parser.parse_args()))

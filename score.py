@@ -23,20 +23,20 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from common import data, dist, fit, modelzoo
+from common import cli, data, dist, modelzoo
 from common.augment import crop_box, cut, decode, resize_to_cover
+from common.cli import UserError
 from common.dist import DistInfo
+from common.metrics import evaluate
 from common.mxnet_import import ModelInfo, load_model
 
 log = logging.getLogger("score")
 INCEPTION_MEAN = "123.68,116.779,103.939"
 
 
-def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="score a model on a dataset", add_help=add_help,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def get_args_parser(add_help: bool = True) -> cli.ArgumentParser:
+    parser = cli.ArgumentParser(description="score a model on a dataset", add_help=add_help)
     model = parser.add_argument_group("Model")
     model.add_argument("--model", type=str, required=True,
                        help=f"a model zoo name ({', '.join(modelzoo.MODELS)}) or a checkpoint prefix "
@@ -68,14 +68,14 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> dict[str, float]:
-    fit.setup_logging(0)
+    cli.setup_logging(0)
     if args.batch_size <= 0:
-        raise ValueError(f"--batch-size must be positive, got {args.batch_size}")
+        raise UserError(f"--batch-size must be positive, got {args.batch_size}")
     if args.max_num_examples is not None and args.max_num_examples <= 0:
-        raise ValueError(f"--max-num-examples must be positive, got {args.max_num_examples}")
+        raise UserError(f"--max-num-examples must be positive, got {args.max_num_examples}")
     if not (args.data_val or args.image or args.export):
-        raise ValueError("give --data-val (a .rec file) to score, --image to classify one image, or --export")
-    shape = data.parse_image_shape(args.image_shape)
+        raise UserError("give --data-val (a .rec file) to score, --image to classify one image, or --export")
+    shape = cli.parse_image_shape(args.image_shape)
     prefix, epoch = modelzoo.resolve(args.model, args.load_epoch, args.model_dir)
     model, info = load_model(prefix, epoch, args.network, args.num_layers)
     model.eval()
@@ -102,20 +102,15 @@ class Scoring:
 
     def __call__(self, info: DistInfo) -> dict[str, float]:
         args = self.args
-        fit.setup_logging(info.rank)
+        cli.setup_logging(info.rank)
         batch = data.rank_batch_size(args.batch_size, info)
         loader = data.validation_batches(args.data_val, self.shape, batch, info,
                                          mean=self.mean, std=self.std, num_workers=args.data_nthreads,
                                          num_classes=self.num_classes, limit=args.max_num_examples)
         model = self.model.to(info.device, memory_format=torch.channels_last)
-        normalize = fit.Normalizer(loader, info.device)
-        meter = fit.Meter(min(5, self.num_classes), info)
+        normalize = data.Normalizer(self.mean, self.std, info.device)
         tic = time.time()
-        with torch.inference_mode():
-            for images, labels in tqdm(loader, desc="score", disable=None if info.is_primary else True):
-                labels = labels.to(info.device, non_blocking=True)
-                logits = model(normalize(images))
-                meter.update(logits, labels, F.cross_entropy(logits.float(), labels))
+        meter = evaluate(model, loader, normalize, info, top_k=min(5, self.num_classes), desc="score")
         metrics = meter.total_values("")  # synchronises the device, so the time below is complete
         elapsed = time.time() - tic
         total = int(dist.all_reduce_sum(torch.tensor([meter.total_count], device=info.device), info).item())
@@ -136,7 +131,7 @@ def synset_path(args: argparse.Namespace, prefix: str) -> str | None:
     if args.model in modelzoo.MODELS:
         try:
             return modelzoo.download_synset(args.model, args.model_dir)
-        except modelzoo.ModelZooError as e:
+        except UserError as e:  # not in the zoo's records, or offline
             log.warning("no class names, showing class numbers: %s", e)
     return None
 
@@ -147,7 +142,7 @@ def read_synset(path: str | None, num_classes: int) -> list[str]:
     with open(path) as f:
         names = [line.strip() for line in f if line.strip()]
     if len(names) != num_classes:
-        raise ValueError(f"{path} names {len(names)} classes but the model has {num_classes}")
+        raise UserError(f"{path} names {len(names)} classes but the model has {num_classes}")
     return names
 
 
@@ -159,9 +154,9 @@ def predict(image_path: str, model: nn.Module, info: ModelInfo, shape: tuple[int
         with open(image_path, "rb") as f:
             img = decode(f.read(), shape[0])
     except OSError as e:
-        raise ValueError(f"{image_path}: {e.strerror}") from None
+        raise UserError(f"{image_path}: {e.strerror}") from None
     if img is None:
-        raise ValueError(f"{image_path}: not an image OpenCV can decode")
+        raise UserError(f"{image_path}: not an image OpenCV can decode")
     img = resize_to_cover(img, shape[1], shape[2])
     img = cut(img, crop_box(*img.shape[:2], shape[1], shape[2], None))
     x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)[::-1] if shape[0] == 3 else
@@ -182,7 +177,7 @@ def export_onnx(model: nn.Module, shape: tuple[int, int, int], path: str) -> dic
         import onnx  # noqa: F401  (torch's exporter needs both)
         import onnxscript  # noqa: F401
     except ImportError:
-        raise ValueError("--export onnx needs the onnx and onnxscript packages: pip install onnx onnxscript") from None
+        raise UserError("--export onnx needs the onnx and onnxscript packages: pip install onnx onnxscript") from None
     torch.onnx.export(model, (torch.zeros(2, *shape),), path, input_names=["data"], output_names=["logits"],
                       dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
     log.info("Exported %s", path)
@@ -191,4 +186,4 @@ def export_onnx(model: nn.Module, shape: tuple[int, int, int], path: str) -> dic
 
 if __name__ == "__main__":
     parser = get_args_parser()
-    fit.run_main(lambda: main(parser.parse_args()))
+    cli.run_main(lambda: main(parser.parse_args()))

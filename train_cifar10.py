@@ -15,16 +15,15 @@ import os
 import subprocess
 import sys
 
-from common import data, fit
+from common import cli, data, fit
 from symbols import add_network_args, create_model
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 TRAIN_REC, VAL_REC = os.path.join(DATA_DIR, "cifar10_train.rec"), os.path.join(DATA_DIR, "cifar10_val.rec")
 
 
-def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="train cifar10", add_help=add_help,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def get_args_parser(add_help: bool = True) -> cli.ArgumentParser:
+    parser = cli.ArgumentParser(description="train cifar10", add_help=add_help)
     fit.add_fit_args(parser)
     data.add_data_args(parser)
     data.add_data_aug_args(parser)
@@ -53,4 +52,4 @@ def main(args: argparse.Namespace) -> dict:
 
 if __name__ == "__main__":
     parser = get_args_parser()
-    fit.run_main(lambda: main(parser.parse_args()))
+    cli.run_main(lambda: main(parser.parse_args()))

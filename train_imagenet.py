@@ -12,7 +12,7 @@ validation set as MXNet did.
 """
 import argparse
 
-from common import data, fit
+from common import cli, data, fit
 from symbols import add_network_args, create_model
 
 IMAGENET_AUGMENTATION = dict(rgb_mean="123.68,116.779,103.939", rgb_std="58.393,57.12,57.375", random_crop=0,
@@ -24,28 +24,20 @@ IMAGENET_AUGMENTATION = dict(rgb_mean="123.68,116.779,103.939", rgb_std="58.393,
                              max_random_shear_ratio=0)
 
 
-def get_args_parser(add_help: bool = True, imagenet_augmentation: bool = False) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="train imagenet-1k", add_help=add_help,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def get_args_parser(add_help: bool = True) -> cli.ArgumentParser:
+    parser = cli.ArgumentParser(description="train imagenet-1k", add_help=add_help)
     fit.add_fit_args(parser)
     data.add_data_args(parser)
     data.add_data_aug_args(parser)
     add_network_args(parser)
-    parser.add_argument("--use-imagenet-data-augmentation", type=int, default=0,
+    parser.add_argument("--use-imagenet-data-augmentation", type=int, default=0, action=cli.PresetAction,
+                        settings=lambda on: IMAGENET_AUGMENTATION if on else {},
                         help="1: the standard ImageNet augmentation as defaults (see the script's docstring)")
     data.set_data_aug_level(parser, 3)
     parser.set_defaults(network="resnet", num_layers=50, num_classes=1000, num_examples=1281167,
                         image_shape="3,224,224", min_random_scale=1, num_epochs=80, lr_step_epochs="30,60",
                         dtype="float32")
-    if imagenet_augmentation:
-        parser.set_defaults(**IMAGENET_AUGMENTATION)
     return parser
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    """Parse once to learn whether the ImageNet recipe is asked for, then again with it as the defaults."""
-    known, _ = get_args_parser(add_help=False).parse_known_args(argv)
-    return get_args_parser(imagenet_augmentation=bool(known.use_imagenet_data_augmentation)).parse_args(argv)
 
 
 def main(args: argparse.Namespace) -> dict:
@@ -53,4 +45,5 @@ def main(args: argparse.Namespace) -> dict:
 
 
 if __name__ == "__main__":
-    fit.run_main(lambda: main(parse_args()))
+    parser = get_args_parser()
+    cli.run_main(lambda: main(parser.parse_args()))

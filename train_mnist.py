@@ -7,13 +7,12 @@
 """
 import argparse
 
-from common import data, fit
+from common import cli, data, fit
 from symbols import add_network_args, create_model
 
 
-def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="train mnist", add_help=add_help,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def get_args_parser(add_help: bool = True) -> cli.ArgumentParser:
+    parser = cli.ArgumentParser(description="train mnist", add_help=add_help)
     mnist = parser.add_argument_group("Data", "MNIST, read from the four IDX gz files")
     mnist.add_argument("--data-dir", type=str, default="data/",
                        help="folder of the MNIST files; missing files are downloaded into it")
@@ -33,4 +32,4 @@ def main(args: argparse.Namespace) -> dict:
 
 if __name__ == "__main__":
     parser = get_args_parser()
-    fit.run_main(lambda: main(parser.parse_args()))
+    cli.run_main(lambda: main(parser.parse_args()))

@@ -17,6 +17,8 @@ import struct
 import cv2
 import numpy as np
 
+from common.cli import UserError
+
 # AlexNet's PCA of ImageNet pixel colours (RGB): eigenvalues and eigenvectors (columns).
 PCA_EIGVAL = np.array([55.46, 4.794, 1.148])
 PCA_EIGVEC = np.array([[-0.5675, 0.7192, 0.4009],
@@ -216,7 +218,7 @@ class EvalPreset:
 
     def __init__(self, *, height: int, width: int, channels: int = 3):
         if channels not in (1, 3):
-            raise ValueError(f"images must have 1 or 3 channels, not {channels}")
+            raise UserError(f"images must have 1 or 3 channels, not {channels}")
         self.height, self.width, self.channels = height, width, channels
 
     def __call__(self, data: bytes, rng: np.random.Generator) -> np.ndarray | None:
@@ -247,21 +249,21 @@ class TrainPreset:
                  contrast: float = 0.0, saturation: float = 0.0, random_h: int = 0, random_s: int = 0,
                  random_l: int = 0, pca_noise: float = 0.0):
         if channels not in (1, 3):
-            raise ValueError(f"images must have 1 or 3 channels, not {channels}")
+            raise UserError(f"images must have 1 or 3 channels, not {channels}")
         if channels == 1 and (saturation or random_h or random_s or random_l or pca_noise):
-            raise ValueError("saturation, HLS and PCA noise augmentations need colour (3-channel) images")
+            raise UserError("saturation, HLS and PCA noise augmentations need colour (3-channel) images")
         if not 0 < min_random_scale <= max_random_scale:
-            raise ValueError(f"random scale range [{min_random_scale}, {max_random_scale}] "
+            raise UserError(f"random scale range [{min_random_scale}, {max_random_scale}] "
                              "is empty or not positive")
         if not 0 < min_random_area <= max_random_area <= 1:
-            raise ValueError(f"random area range [{min_random_area}, {max_random_area}] must lie in (0, 1]")
+            raise UserError(f"random area range [{min_random_area}, {max_random_area}] must lie in (0, 1]")
         if (min_crop_size == -1) != (max_crop_size == -1) or not min_crop_size <= max_crop_size:
-            raise ValueError(f"crop size range [{min_crop_size}, {max_crop_size}]: give both, min <= max")
+            raise UserError(f"crop size range [{min_crop_size}, {max_crop_size}]: give both, min <= max")
         self.height, self.width, self.channels = height, width, channels
         self.rand_crop, self.rand_mirror = rand_crop, rand_mirror
         self.ratio_range = aspect_range(min_aspect_ratio, max_aspect_ratio)
         if not 0 < self.ratio_range[0] <= self.ratio_range[1]:
-            raise ValueError(f"aspect ratio range {self.ratio_range} is empty or not positive")
+            raise UserError(f"aspect ratio range {self.ratio_range} is empty or not positive")
         self.random_resized_crop = random_resized_crop
         self.area_range = (min_random_area, max_random_area)
         self.crop_size_range = (min_crop_size, max_crop_size) if min_crop_size != -1 else None

@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 
 from common import mxnet_params
+from common.cli import UserError
 
 SYMBOL_FORMAT = "image-classification-torch/1"
 
@@ -26,7 +27,7 @@ _BN_NAMES = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "
 _SKIPPED_BUFFERS = {"num_batches_tracked"}
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint that cannot be used; the message names the file and what is wrong."""
 
 
@@ -144,13 +145,11 @@ def save_params(prefix: str, epoch: int, model: nn.Module) -> str:
 
 
 def read_params(path: str) -> dict[str, np.ndarray]:
-    """The arrays of a .params file by name; CheckpointError when it is missing or malformed."""
+    """The arrays of a .params file by name; CheckpointError when it is missing, ParamsFormatError when it
+    is malformed."""
     if not os.path.exists(path):
         raise CheckpointError(f"{path} not found")
-    try:
-        return mxnet_params.load(path)
-    except mxnet_params.ParamsFormatError as e:
-        raise CheckpointError(str(e)) from None
+    return mxnet_params.load(path)
 
 
 def load_params(model: nn.Module, prefix: str, epoch: int) -> None:

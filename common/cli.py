@@ -7,7 +7,7 @@ import argparse
 import logging
 import os
 import sys
-from typing import Callable
+from typing import Callable, Sequence
 
 from tqdm import tqdm
 
@@ -17,6 +17,23 @@ class UserError(ValueError):
     prints it as one line; every other exception is a bug and keeps its traceback.
 
     (It derives from ValueError so that callers which catch ValueError around a parse keep working.)"""
+
+
+class DataError(UserError):
+    """Bad or missing input data; the message names the file."""
+
+
+def parse_image_shape(image_shape: str | Sequence[int]) -> tuple[int, int, int]:
+    """`--image-shape` as given ('3,224,224' or '(3, 224, 224)') or a sequence -> (channels, height, width),
+    with 1 or 3 channels (what decoding gives) and positive sizes."""
+    try:
+        values = image_shape.strip("()[] ").split(",") if isinstance(image_shape, str) else image_shape
+        shape = tuple(int(v) for v in values)
+    except (TypeError, ValueError):
+        shape = ()
+    if len(shape) != 3 or shape[0] not in (1, 3) or min(shape) <= 0:
+        raise DataError(f"--image-shape '{image_shape}': expected channels,height,width with 1 or 3 channels")
+    return shape
 
 
 class _TqdmHandler(logging.Handler):
@@ -70,15 +87,15 @@ class ArgumentParser(argparse.ArgumentParser):
         if not presets:
             return super().parse_known_args(args, namespace)
         args = sys.argv[1:] if args is None else list(args)
-        first, _ = super().parse_known_args(args, argparse.Namespace(**vars(namespace or argparse.Namespace())))
+        given = vars(namespace) if namespace is not None else {}
+        first, _ = super().parse_known_args(args, argparse.Namespace(**given))
         preset_values: dict = {}
         for action in presets:
             value = getattr(first, action.dest, None)
             if value is not None:
                 preset_values.update(action.settings(value))
-        # attributes already on the namespace are not overwritten by defaults, only by given options
-        start = argparse.Namespace(**{**preset_values, **vars(namespace or argparse.Namespace())})
-        return super().parse_known_args(args, start)
+        # argparse fills in a default only where the namespace has no value yet; given options still win
+        return super().parse_known_args(args, argparse.Namespace(**{**preset_values, **given}))
 
 
 def run_main(main: Callable[[], object]) -> None:

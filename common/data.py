@@ -1,7 +1,5 @@
-"""Data loading: every loader here yields `(images, labels)` batches of uint8 NCHW images and int64
-labels, and carries the per-channel `mean` and `std` (0-255 scale) that `common/fit.py` applies on the
-device. Loaders also have `set_epoch(epoch)` (a fresh shuffle per epoch, reproducible from the seed) and
-`len()` in batches, and read only their shard (`rank`, `world_size`) of the data.
+"""Data: the loaders that turn MNIST files, record files or synthetic data into batches (all of the
+`Batches` contract below), their options, and the `Normalizer` that makes model input of them on the device.
 """
 from __future__ import annotations
 
@@ -11,23 +9,56 @@ import logging
 import os
 import struct
 import zlib
-from typing import Iterator, NamedTuple, Sequence
+from typing import Callable, Iterator, NamedTuple, Protocol, Sequence
 
 import cv2
 import numpy as np
 import torch
 import torch.utils.data
 
+from common import cli
 from common.augment import EvalPreset, TrainPreset
+from common.cli import DataError, UserError, parse_image_shape
 from common.dist import DistInfo
-from common.download import DownloadError, download
+from common.download import download
 from common.recordio import RecordIOError, RecordReader, read_index, unpack
 
 log = logging.getLogger(__name__)
 
 
-class DataError(ValueError):
-    """Bad or missing input data; the message names the file."""
+class Batches(Protocol):
+    """What every loader is. Iterating gives this process's `(images, labels)` batches of one epoch: uint8
+    NCHW images (0-255) and int64 class labels, on the CPU. `len()` is the number of batches, the same in
+    every process. `set_epoch(epoch)` picks the epoch's order, a function of (seed, epoch, rank) only, so a
+    resumed run sees the same data. `mean` and `std` (0-255 scale, one value per channel) are what the
+    `Normalizer` applies."""
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def set_epoch(self, epoch: int) -> None: ...
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+
+# What a training script hands to `fit`: (options, this process) -> (training batches, validation or None).
+LoaderFactory = Callable[[argparse.Namespace, DistInfo], "tuple[Batches, Batches | None]"]
+
+
+class Normalizer:
+    """uint8 batches to the device, then `(x - mean) / std` there, in the memory format the model uses."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], device: torch.device):
+        scale = 1.0 / torch.tensor(std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        shift = -torch.tensor(mean, dtype=torch.float32, device=device).view(1, -1, 1, 1) * scale
+        self.scale, self.device = scale, device
+        self.shift = shift if shift.any() else None  # MNIST's [0, 1] scaling has no shift
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        images = images.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        images = images.float().mul_(self.scale)
+        return images if self.shift is None else images.add_(self.shift)
 
 
 class TensorBatches:
@@ -107,10 +138,7 @@ def mnist_file(data_dir: str, name: str) -> str:
     """Path of MNIST file `name` in `data_dir`, downloading it first if it is not there."""
     path = os.path.join(data_dir, name)
     if not os.path.exists(path):
-        try:
-            download([m + name for m in MNIST_MIRRORS], path, sha256=MNIST_FILES[name][1])
-        except DownloadError as e:
-            raise DataError(str(e)) from None
+        download([m + name for m in MNIST_MIRRORS], path, sha256=MNIST_FILES[name][1])
     return path
 
 
@@ -174,7 +202,7 @@ def add_data_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     return data
 
 
-# --data-aug-level presets (FORMATS.md section 8); each level adds to the ones below it.
+# --data-aug-level presets (docs/formats.md section 8.5); each level adds to the ones below it.
 AUG_LEVELS = {
     1: dict(random_crop=1, random_mirror=1),
     2: dict(max_random_h=36, max_random_s=50, max_random_l=50),
@@ -183,8 +211,10 @@ AUG_LEVELS = {
 
 
 def aug_level_settings(level: int) -> dict:
-    """The augmentation option values of `--data-aug-level level` (0: none)."""
-    return {key: value for lvl in range(1, level + 1) for key, value in AUG_LEVELS[lvl].items()}
+    """The values `--data-aug-level level` gives every option the levels cover: those of levels 1 to
+    `level`, and 0 (off) for the rest, so that level 0 means no augmentation."""
+    return {key: value if lvl <= level else 0 for lvl, settings in AUG_LEVELS.items()
+            for key, value in settings.items()}
 
 
 def set_data_aug_level(parser: argparse.ArgumentParser, level: int) -> None:
@@ -192,15 +222,11 @@ def set_data_aug_level(parser: argparse.ArgumentParser, level: int) -> None:
     parser.set_defaults(**aug_level_settings(level))
 
 
-class _AugLevelAction(argparse.Action):
-    def __call__(self, parser, namespace, values, option_string=None):
-        setattr(namespace, self.dest, values)
-        for key, value in aug_level_settings(values).items():
-            setattr(namespace, key, value)
-
-
-def add_data_aug_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
-    """MXNet's augmentation options (ImageRecordIter's), same names and defaults, plus --data-aug-level."""
+def add_data_aug_args(parser: cli.ArgumentParser) -> argparse._ArgumentGroup:
+    """MXNet's augmentation options (ImageRecordIter's), same names and defaults, plus --data-aug-level.
+    The parser must be a `cli.ArgumentParser`, which applies the level whatever the order of the options."""
+    if not isinstance(parser, cli.ArgumentParser):
+        raise TypeError("--data-aug-level needs a common.cli.ArgumentParser to apply its preset")
     aug = parser.add_argument_group("Image augmentations", "applied in this order, see common/augment.py")
     aug.add_argument("--random-crop", type=int, default=0, help="if or not randomly crop the image")
     aug.add_argument("--random-mirror", type=int, default=0, help="if or not randomly flip horizontally")
@@ -237,21 +263,12 @@ def add_data_aug_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGrou
                      help="saturation jittering, whose range is [0, 1]")
     aug.add_argument("--pca-noise", type=float, default=0, help="pca noise, whose range is [0, 1]")
     aug.add_argument("--random-resized-crop", type=int, default=0, help="whether to use random resized crop")
-    aug.add_argument("--data-aug-level", type=int, choices=range(4), action=_AugLevelAction,
-                     help="preset: 1 = random crop + mirror; 2 = plus h/s/l 36/50/50; 3 = plus rotate 10, "
-                          "shear 0.1, aspect 0.25 (options given after it override it)")
+    aug.add_argument("--data-aug-level", type=int, choices=range(4), action=cli.PresetAction,
+                     settings=aug_level_settings,
+                     help="preset: 0 = no augmentation; 1 = random crop + mirror; 2 = plus h/s/l 36/50/50; "
+                          "3 = plus rotate 10, shear 0.1, aspect 0.25 (options given explicitly override it, "
+                          "wherever they stand)")
     return aug
-
-
-def parse_image_shape(text: str) -> tuple[int, int, int]:
-    """'3,224,224' or '(3, 224, 224)' -> (3, 224, 224)."""
-    try:
-        shape = tuple(int(v) for v in text.strip("()[] ").split(","))
-    except ValueError:
-        shape = ()
-    if len(shape) != 3 or shape[0] not in (1, 3) or min(shape) <= 0:
-        raise DataError(f"--image-shape '{text}': expected channels,height,width with 1 or 3 channels")
-    return shape
 
 
 def parse_channel_values(text: str, option: str, channels: int) -> tuple[float, ...]:
@@ -289,17 +306,14 @@ class RecordFiles:
         file_ids, offsets = [], []
         for number, rec in enumerate(recs):
             idx = idx_path or os.path.splitext(rec)[0] + ".idx"
-            try:
-                with RecordReader(rec) as reader:
-                    if os.path.exists(idx):
-                        found = list(read_index(idx, reader.size).values())
-                    elif idx_path:
-                        raise DataError(f"{idx_path}: index file not found")
-                    else:
-                        log.info("%s has no index %s: scanning it (tools/rec2idx.py writes one)", rec, idx)
-                        found = reader.scan_offsets()
-            except RecordIOError as e:
-                raise DataError(str(e)) from None
+            with RecordReader(rec) as reader:
+                if os.path.exists(idx):
+                    found = list(read_index(idx, reader.size).values())
+                elif idx_path:
+                    raise DataError(f"{idx_path}: index file not found")
+                else:
+                    log.info("%s has no index %s: scanning it (tools/rec2idx.py writes one)", rec, idx)
+                    found = reader.scan_offsets()
             file_ids.append(np.full(len(found), number, np.int32))
             offsets.append(np.array(found, np.int64))
         files = cls(recs, np.concatenate(file_ids), np.concatenate(offsets))
@@ -363,7 +377,7 @@ class _BatchDecoder(torch.utils.data.Dataset):
         for position in positions:
             try:
                 where, label, data = self._record(position)
-            except (RecordIOError, DataError) as e:
+            except DataError as e:  # RecordIOError too
                 return _Batch(images[:0], labels[:0], skipped, str(e))
             img = self.preset(data, rng)
             if img is None:
@@ -466,7 +480,7 @@ def build_train_preset(args, shape: tuple[int, int, int]) -> TrainPreset:
             max_crop_size=args.max_crop_size, brightness=args.brightness, contrast=args.contrast,
             saturation=args.saturation, random_h=args.max_random_h, random_s=args.max_random_s,
             random_l=args.max_random_l, pca_noise=args.pca_noise)
-    except ValueError as e:
+    except UserError as e:
         raise DataError(f"augmentation options: {e}") from None
 
 

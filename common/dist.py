@@ -21,6 +21,8 @@ import torch
 import torch.distributed as tdist
 import torch.multiprocessing as mp
 
+from common.cli import UserError
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -38,15 +40,15 @@ class DistInfo:
 
 
 def parse_gpus(gpus: str | None) -> list[int]:
-    """`--gpus '0,2'` -> [0, 2]; '' or None -> [] (the CPU). Raises ValueError for malformed lists."""
+    """`--gpus '0,2'` -> [0, 2]; '' or None -> [] (the CPU). Raises UserError for malformed lists."""
     if not gpus or not gpus.strip():
         return []
     try:
         ids = [int(g) for g in gpus.split(",") if g.strip()]
     except ValueError:
-        raise ValueError(f"--gpus '{gpus}' is not a comma-separated list of GPU numbers") from None
+        raise UserError(f"--gpus '{gpus}' is not a comma-separated list of GPU numbers") from None
     if any(i < 0 for i in ids) or len(set(ids)) != len(ids):
-        raise ValueError(f"--gpus '{gpus}': GPU numbers must be distinct and non-negative")
+        raise UserError(f"--gpus '{gpus}': GPU numbers must be distinct and non-negative")
     return ids
 
 
@@ -56,11 +58,11 @@ def check_gpus(ids: list[int]) -> None:
         return
     available = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if available == 0:
-        raise ValueError(f"--gpus {','.join(map(str, ids))} asked for a GPU but this machine has none "
+        raise UserError(f"--gpus {','.join(map(str, ids))} asked for a GPU but this machine has none "
                          "(use --gpus '' to train on the CPU)")
     missing = [i for i in ids if i >= available]
     if missing:
-        raise ValueError(f"--gpus asks for GPU {missing[0]} but this machine has {available} (0-{available - 1})")
+        raise UserError(f"--gpus asks for GPU {missing[0]} but this machine has {available} (0-{available - 1})")
 
 
 def free_port() -> int:
@@ -76,7 +78,7 @@ def _env_int(name: str) -> int | None:
     try:
         return int(value)
     except ValueError:
-        raise ValueError(f"environment variable {name}={value!r} is not an integer") from None
+        raise UserError(f"environment variable {name}={value!r} is not an integer") from None
 
 
 def plan(kv_store: str) -> tuple[int, int, int | None]:
@@ -84,12 +86,12 @@ def plan(kv_store: str) -> tuple[int, int, int | None]:
     --kv-store: dist_* stores need a launcher's variables."""
     rank, world, local_world = _env_int("RANK"), _env_int("WORLD_SIZE"), _env_int("LOCAL_WORLD_SIZE")
     if kv_store.startswith("dist") and rank is None:
-        raise ValueError(f"--kv-store {kv_store} trains across machines: start it with tools/launch.py (or "
+        raise UserError(f"--kv-store {kv_store} trains across machines: start it with tools/launch.py (or "
                          "torchrun), which set RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT")
     if rank is None:
         return 0, 1, None
     if world is None or not 0 <= rank < world:
-        raise ValueError(f"RANK={rank} and WORLD_SIZE={world} do not describe a process group")
+        raise UserError(f"RANK={rank} and WORLD_SIZE={world} do not describe a process group")
     if local_world is not None:  # torchrun: already one process per device
         return rank, world, _env_int("LOCAL_RANK") or 0
     return rank, world, None
@@ -105,7 +107,7 @@ def run(gpus_option: str, kv_store: str, batch_size: int, worker: Callable[[Dist
     per_machine = max(1, len(gpus))
     world = machines * per_machine
     if batch_size < world:
-        raise ValueError(f"--batch-size {batch_size} is smaller than the {world} processes it is split across")
+        raise UserError(f"--batch-size {batch_size} is smaller than the {world} processes it is split across")
     if world == 1:
         return worker(DistInfo(device=_use(_device(gpus, 0))))
     if machines == 1:

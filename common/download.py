@@ -10,8 +10,10 @@ from typing import Sequence
 
 from tqdm import tqdm
 
+from common.cli import DataError
 
-class DownloadError(RuntimeError):
+
+class DownloadError(DataError):
     """A file could not be fetched or failed its checksum; the message says what to do instead."""
 
 

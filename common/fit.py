@@ -1,8 +1,8 @@
-"""The one training loop: options, optimizer, learning-rate schedule, logging, checkpoints, resume.
+"""Training: the training options, initialisation, optimizer, learning-rate schedule, the one training
+loop, and its checkpoints and resume.
 
 `train_*.py` scripts set defaults and pick a data loader, then call `fit(args, network, data_loader)`.
-Log lines are MXNet's (see shared/reference/FORMATS.md section 7), so tools that parse MXNet logs keep
-working.
+Log lines are MXNet's (docs/formats.md section 7), so tools that parse MXNet logs keep working.
 """
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ import contextlib
 import logging
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, ContextManager
 
 import torch
 import torch.nn as nn
@@ -24,7 +23,10 @@ from tqdm import tqdm
 from torch.nn.parallel import DistributedDataParallel
 
 from common import checkpoint, dist
+from common.cli import UserError, setup_logging
+from common.data import Batches, LoaderFactory, Normalizer
 from common.dist import DistInfo
+from common.metrics import Meter, evaluate, format_metrics
 from common.metrics_log import MetricsLog, tensorboard_available
 
 log = logging.getLogger("fit")
@@ -35,7 +37,7 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 KV_STORES = ("local", "device", "nccl", "dist_sync", "dist_device_sync", "dist_sync_device", "dist_async")
 
 
-class FitError(ValueError):
+class FitError(UserError):
     """A user-facing training error (bad option, diverged loss); printed as one line."""
 
 
@@ -86,30 +88,6 @@ def add_fit_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
 
 
 # --- set-up ----------------------------------------------------------------------------------------------
-
-class _TqdmHandler(logging.Handler):
-    """Writes log lines above a live progress bar instead of through it."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        tqdm.write(self.format(record), file=sys.stderr)
-
-
-def setup_logging(rank: int, log_file: str | None = None) -> None:
-    """MXNet's log line prefix (`time Node[rank] message`), to stderr and optionally a file."""
-    fmt = logging.Formatter(f"%(asctime)-15s Node[{rank}] %(message)s")
-    root = logging.getLogger()
-    for handler in [h for h in root.handlers if getattr(h, "_fit_handler", False)]:
-        root.removeHandler(handler)
-        handler.close()
-    handlers: list[logging.Handler] = [_TqdmHandler()]
-    if log_file:
-        handlers.append(logging.FileHandler(log_file))
-    for handler in handlers:
-        handler._fit_handler = True
-        handler.setFormatter(fmt)
-        root.addHandler(handler)
-    root.setLevel(logging.INFO)
-
 
 def check_args(args: argparse.Namespace) -> None:
     if args.batch_size is None or args.batch_size <= 0:
@@ -207,98 +185,7 @@ def learning_rate(args: argparse.Namespace, step: int, steps_per_epoch: int) -> 
     return args.lr * args.lr_factor ** passed
 
 
-# --- metrics ---------------------------------------------------------------------------------------------
-
-class Meter:
-    """Accuracy, top-k accuracy and loss. Per batch it only keeps the predicted classes (one argmax or top-k),
-    the labels and the batch's mean loss, without waiting for the device; a window is reduced when read."""
-
-    def __init__(self, top_k: int, info: DistInfo):
-        self.top_k, self.info = top_k, info
-        self.totals = torch.zeros(3, dtype=torch.float64, device=info.device)
-        self.total_count = 0
-        self._start_window()
-
-    def _start_window(self) -> None:
-        self.predictions: list[torch.Tensor] = []
-        self.labels: list[torch.Tensor] = []
-        self.losses: list[torch.Tensor] = []
-
-    def update(self, logits: torch.Tensor, labels: torch.Tensor, loss: torch.Tensor) -> None:
-        """Record a batch: its logits, labels and mean loss."""
-        with torch.no_grad():
-            predicted = logits.topk(self.top_k, dim=1).indices if self.top_k > 1 else logits.argmax(1, keepdim=True)
-        self.predictions.append(predicted)
-        self.labels.append(labels)
-        self.losses.append(loss.detach())
-
-    def first_nonfinite(self) -> int:
-        """Position in the current window of the first batch whose loss was NaN or infinite, else -1."""
-        if not self.losses:
-            return -1
-        bad = (~torch.isfinite(torch.stack(self.losses))).nonzero()
-        return int(bad[0, 0]) if len(bad) else -1
-
-    def _window_sums(self) -> tuple[torch.Tensor, int]:
-        """(correct, correct within top-k, summed loss) of the current window, and its sample count."""
-        if not self.labels:
-            return torch.zeros_like(self.totals), 0
-        labels = torch.cat(self.labels)
-        hits = torch.cat(self.predictions) == labels.unsqueeze(1)
-        sizes = torch.tensor([len(batch) for batch in self.labels], dtype=torch.float64, device=labels.device)
-        loss_sum = (torch.stack(self.losses).double() * sizes).sum()
-        return torch.stack((hits[:, 0].sum().double(), hits.any(dim=1).sum().double(), loss_sum)), len(labels)
-
-    def _add_window(self) -> tuple[torch.Tensor, int]:
-        """Add the current window into the totals, start a new one, and return the window's sums and count."""
-        sums, count = self._window_sums()
-        self.totals += sums
-        self.total_count += count
-        self._start_window()
-        return sums, count
-
-    def close_window(self, loss_name: str) -> list[tuple[str, float]]:
-        """The current window's values; the window then counts into the totals and a new one starts."""
-        return self._named(*self._add_window(), loss_name)
-
-    def total_values(self, loss_name: str) -> list[tuple[str, float]]:
-        self._add_window()
-        return self._named(self.totals, self.total_count, loss_name)
-
-    def _named(self, sums: torch.Tensor, count: int, loss_name: str) -> list[tuple[str, float]]:
-        """[(name, value)] over all processes, in MXNet's order: accuracy, top_k_accuracy_K, then the loss
-        when asked."""
-        sums = dist.all_reduce_sum(torch.cat((sums, sums.new_tensor([count]))), self.info)
-        means = (sums[:3] / max(sums[3].item(), 1)).tolist()
-        out = [("accuracy", means[0])]
-        if self.top_k > 1:
-            out.append((f"top_k_accuracy_{self.top_k}", means[1]))
-        if loss_name:
-            out.append(({"ce": "cross-entropy", "nll_loss": "nll-loss"}[loss_name], means[2]))
-        return out
-
-
-def format_metrics(pairs: Iterable[tuple[str, float]], sep: str = "\t") -> str:
-    return sep.join(f"{name}={value:f}" for name, value in pairs)
-
-
 # --- the loop --------------------------------------------------------------------------------------------
-
-class Normalizer:
-    """uint8 batches to the device, then `(x - mean) / std` there, in the memory format the model uses."""
-
-    def __init__(self, loader, device: torch.device):
-        std = torch.tensor(loader.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
-        self.scale = 1.0 / std
-        self.shift = -torch.tensor(loader.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1) * self.scale
-        self.shift = self.shift if self.shift.any() else None  # MNIST's [0, 1] scaling has no shift
-        self.device = device
-
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        images = images.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        images = images.float().mul_(self.scale)
-        return images if self.shift is None else images.add_(self.shift)
-
 
 @dataclass
 class Training:
@@ -307,25 +194,25 @@ class Training:
     model: nn.Module  # what runs: possibly compiled and wrapped in DistributedDataParallel
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
-    autocast: Callable
+    autocast: Callable[[], ContextManager]
+    normalize: Normalizer
     info: DistInfo
     metrics: MetricsLog
     steps_per_epoch: int
     global_step: int = 0
 
 
-def train_one_epoch(t: Training, epoch: int, loader) -> Meter:
+def train_one_epoch(t: Training, epoch: int, loader: Batches) -> Meter:
     """One pass over `loader`; logs MXNet's Speedometer lines every --disp-batches; returns the epoch's
     meter. Advances `t.global_step`."""
     args, info = t.args, t.info
-    normalize = Normalizer(loader, info.device)
     meter = Meter(args.top_k, info)
     window_start, epoch_start = 0, time.time()
     t.model.train()
     loader.set_epoch(epoch)
     bar = tqdm(total=len(loader), desc=f"Epoch {epoch}", leave=False, disable=None if info.is_primary else True)
     for nbatch, (images, labels) in enumerate(loader):
-        images = normalize(images)
+        images = t.normalize(images)
         labels = labels.to(info.device, non_blocking=True)
         lr = learning_rate(args, t.global_step, t.steps_per_epoch)
         for group in t.optimizer.param_groups:
@@ -364,21 +251,7 @@ def _check_finite(meter: Meter, epoch: int, window_start: int) -> None:
                        "try a lower --lr or check the input data")
 
 
-@torch.no_grad()
-def evaluate(t: Training, loader) -> Meter:
-    normalize = Normalizer(loader, t.info.device)
-    meter = Meter(t.args.top_k, t.info)
-    t.model.eval()
-    for images, labels in loader:
-        images = normalize(images)
-        labels = labels.to(t.info.device, non_blocking=True)
-        with t.autocast():
-            logits = t.model(images)
-        meter.update(logits, labels, F.cross_entropy(logits.float(), labels))
-    return meter
-
-
-def test_io(args, loader, info: DistInfo) -> None:
+def test_io(args: argparse.Namespace, loader: Batches, info: DistInfo) -> None:
     """--test-io 1: read the training data only and log the reading speed (MXNet's format)."""
     loader.set_epoch(0)
     tic = time.time()
@@ -389,7 +262,7 @@ def test_io(args, loader, info: DistInfo) -> None:
             tic = time.time()
 
 
-def fit(args: argparse.Namespace, network: nn.Module, data_loader: Callable,
+def fit(args: argparse.Namespace, network: nn.Module, data_loader: LoaderFactory,
         initialized: bool = False) -> dict[str, float]:
     """Train `network` with the data of `data_loader(args, info) -> (train, val or None)`, in every process
     `--gpus` and the environment ask for (see common/dist.py). `initialized=True` keeps the weights the
@@ -404,14 +277,14 @@ class _TrainingRun:
     """What each training process runs (a picklable callable, for the processes started per GPU)."""
     args: argparse.Namespace
     network: nn.Module
-    data_loader: Callable
+    data_loader: LoaderFactory
     initialized: bool = False
 
     def __call__(self, info: DistInfo) -> dict[str, float]:
         return _train(self.args, self.network, self.data_loader, info, self.initialized)
 
 
-def _train(args: argparse.Namespace, model: nn.Module, data_loader: Callable, info: DistInfo,
+def _train(args: argparse.Namespace, model: nn.Module, data_loader: LoaderFactory, info: DistInfo,
            initialized: bool) -> dict[str, float]:
     setup_logging(info.rank, args.log_file if info.is_primary else None)
     if not info.is_primary:
@@ -446,7 +319,7 @@ def _train(args: argparse.Namespace, model: nn.Module, data_loader: Callable, in
         scaler=torch.amp.GradScaler(info.device.type, enabled=dtype == torch.float16),
         autocast=(lambda: torch.autocast(info.device.type, dtype=dtype)) if dtype != torch.float32
         else contextlib.nullcontext,
-        info=info, metrics=MetricsLog(metrics_path(args) if info.is_primary else None,
+        normalize=Normalizer(train.mean, train.std, info.device), info=info, metrics=MetricsLog(metrics_path(args) if info.is_primary else None,
                                       args.tensorboard if info.is_primary else None, len(train)),
         steps_per_epoch=len(train), global_step=begin_epoch * len(train))
     if states is not None:
@@ -468,7 +341,8 @@ def _train(args: argparse.Namespace, model: nn.Module, data_loader: Callable, in
             log.info("Epoch[%d] Time cost=%.3f", epoch, time_cost)
             if args.model_prefix and ((epoch + 1) % args.save_period == 0 or epoch + 1 == args.num_epochs):
                 save(t, model, epoch + 1)
-            val_values = evaluate(t, val).total_values(args.loss) if val is not None else []
+            val_values = evaluate(t.model, val, t.normalize, info, top_k=args.top_k, autocast=t.autocast,
+                                  desc=f"Validation {epoch}").total_values(args.loss) if val is not None else []
             for name, value in val_values:
                 log.info("Epoch[%d] Validation-%s=%f", epoch, name, value)
             t.metrics.log_epoch(epoch, len(train) * args.batch_size / time_cost,
@@ -523,18 +397,3 @@ def check_replicas_agree(model: nn.Module, info: DistInfo) -> None:
 def _json_args(args: argparse.Namespace) -> dict:
     return {k: v for k, v in vars(args).items() if isinstance(v, (str, int, float, bool, type(None)))}
 
-
-def run_main(main: Callable[[], object]) -> None:
-    """Run a script's main(): user mistakes (bad options, bad files) print one line and exit 2, Ctrl-C
-    exits 130. Set IMAGECLS_DEBUG=1 to see the full traceback instead."""
-    prog = os.path.basename(sys.argv[0])
-    try:
-        main()
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted", file=sys.stderr)
-        sys.exit(130)
-    except (ValueError, OSError) as e:
-        if os.environ.get("IMAGECLS_DEBUG"):
-            raise
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        sys.exit(2)

@@ -15,8 +15,8 @@ run killed in the middle of a write can leave its last line torn: the reader ski
 warning), and a resumed run, which appends to the same file, first ends it with a newline so that its
 own lines stay whole.
 
-Reading: `read_epochs(path)` turns such a file, or a log of our or MXNet's log lines (FORMATS.md section 7,
-with any prefix such as `INFO:root:` or a timestamp), into one `EpochSummary` per epoch. A file that cannot
+Reading: `read_epochs(path)` turns such a file, or a log of our or MXNet's log lines (docs/formats.md
+section 7, with any prefix such as `INFO:root:` or a timestamp), into one `EpochSummary` per epoch. A file that cannot
 be read raises `MetricsLogError`, a `common.cli.UserError`.
 """
 from __future__ import annotations

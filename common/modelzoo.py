@@ -14,13 +14,14 @@ import os
 from dataclasses import dataclass
 
 from common.checkpoint import atomic_write
-from common.download import DownloadError, download, file_digest
+from common.cli import UserError
+from common.download import download, file_digest
 
 MIRRORS = ("http://data.mxnet.io/models/", "http://data.mxnet.io.s3-website-us-west-1.amazonaws.com/models/")
 CHECKSUMS = "checksums.json"
 
 
-class ModelZooError(ValueError):
+class ModelZooError(UserError):
     """A zoo model that cannot be had (unknown, offline, or changed on disk); the message says what to do."""
 
 
@@ -63,7 +64,7 @@ def urls(path: str) -> list[str]:
 
 def download_model(name: str, model_dir: str = "model/") -> tuple[str, int]:
     """Fetch zoo model `name` into `model_dir` (once) and return its checkpoint (prefix, epoch).
-    Raises ModelZooError for an unknown name and for a file that cannot be had or has changed."""
+    Raises ModelZooError for an unknown name and for a file that has changed, DownloadError for one that cannot be had."""
     if name not in MODELS:
         raise ModelZooError(f"'{name}' is not in the model zoo; known models: {', '.join(MODELS)}")
     model = MODELS[name]
@@ -85,10 +86,7 @@ def fetch_checked(sources: list[str], path: str) -> str:
     """Download `path` unless it is there, then check it against the record in its folder's checksums.json
     (made on first sight). Returns `path`."""
     if not os.path.exists(path):
-        try:
-            download(sources, path)
-        except DownloadError as e:
-            raise ModelZooError(str(e)) from None
+        download(sources, path)
     records_path = os.path.join(os.path.dirname(path) or ".", CHECKSUMS)
     records = _read_records(records_path)
     name = os.path.basename(path)

@@ -22,7 +22,7 @@ import torch.nn as nn
 
 from common import checkpoint
 from common.checkpoint import CheckpointError
-from symbols import create_model
+from symbols import create_model, network_options
 
 # A layer name that only one family has, in the order they are tried (the first match wins).
 FAMILY_SIGNS = (
@@ -266,7 +266,5 @@ def _build_ours(doc: dict, path: str, network: str | None, num_layers: int | Non
     if not network or not isinstance(num_classes, int):
         raise CheckpointError(f"{path} does not say which network or how many classes (num_classes) it has")
     model = _create(network, num_classes, kwargs, num_layers, path)
-    keep = {k: kwargs[k] for k in ("num_layers", "image_shape", "num_group", "width_per_group", "alpha",
-                                   "multiplier", "batch_norm") if kwargs.get(k) is not None}
-    return model, ModelInfo(network, num_classes, keep, "ours", _classifier(model, num_classes), None,
+    return model, ModelInfo(network, num_classes, network_options(kwargs), "ours", _classifier(model, num_classes), None,
                             isinstance(getattr(model, "bn_data", None), nn.Module))

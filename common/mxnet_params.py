@@ -11,6 +11,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from common.cli import UserError
+
 LIST_MAGIC = 0x112
 ARRAY_MAGIC = 0xF993FAC9
 ARRAY_MAGIC_NP_SHAPE = 0xF993FACA  # numpy-shape semantics, same layout
@@ -24,7 +26,7 @@ BFLOAT16 = 12
 _FLAG_OF = {dtype: flag for flag, dtype in TYPE_FLAGS.items() if flag != BFLOAT16}  # what the writer accepts
 
 
-class ParamsFormatError(ValueError):
+class ParamsFormatError(UserError):
     """The file is not a valid MXNet NDArray list; the message names the file and byte offset."""
 
 

@@ -21,6 +21,8 @@ from typing import Iterator, NamedTuple, Sequence
 import cv2
 import numpy as np
 
+from common.cli import DataError
+
 MAGIC = 0xCED7230A
 MAGIC_BYTES = struct.pack("<I", MAGIC)
 LENGTH_LIMIT = 1 << 29  # a record's length must be below this (29 bits of the length word)
@@ -29,7 +31,7 @@ _IR_FORMAT = "<IfQQ"
 IR_SIZE = struct.calcsize(_IR_FORMAT)  # 24
 
 
-class RecordIOError(ValueError):
+class RecordIOError(DataError):
     """A malformed `.rec` or `.idx` file; the message names the file and the byte offset or line."""
 
 
@@ -280,10 +282,10 @@ def pack_img(header: IRHeader, img: np.ndarray, quality: int = 95, img_fmt: str 
     elif fmt == ".png":
         params = [cv2.IMWRITE_PNG_COMPRESSION, quality]
     else:
-        raise ValueError(f"image format {img_fmt!r}: expected .jpg or .png")
+        raise RecordIOError(f"image format {img_fmt!r}: expected .jpg or .png")
     ok, encoded = cv2.imencode(fmt, img, params)
     if not ok:
-        raise ValueError(f"OpenCV could not encode a {img.shape} {img.dtype} image as {fmt}")
+        raise RecordIOError(f"OpenCV could not encode a {img.shape} {img.dtype} image as {fmt}")
     return pack(header, encoded.tobytes())
 
 

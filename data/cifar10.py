@@ -21,6 +21,7 @@ from tqdm import tqdm
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from common.cli import DataError  # noqa: E402
 from common.download import DownloadError, download  # noqa: E402
 from common.recordio import IndexedRecordWriter, IRHeader, pack_img  # noqa: E402
 
@@ -38,10 +39,10 @@ def read_batches(archive: str, members: list[str]) -> tuple[np.ndarray, np.ndarr
         for name in members:
             f = tar.extractfile(name)
             if f is None:
-                raise ValueError(f"{archive}: {name} is missing")
+                raise DataError(f"{archive}: {name} is missing")
             raw = np.frombuffer(f.read(), np.uint8)
             if raw.size % RECORD:
-                raise ValueError(f"{archive}: {name} is not a whole number of {RECORD}-byte records")
+                raise DataError(f"{archive}: {name} is not a whole number of {RECORD}-byte records")
             chunks.append(raw.reshape(-1, RECORD))
     rows = np.concatenate(chunks)
     return rows[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), rows[:, 0].astype(np.int64)

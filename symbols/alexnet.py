@@ -11,7 +11,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from symbols.layers import Unit, parse_image_shape
+from common.cli import parse_image_shape
+from symbols.layers import Unit
 
 
 def lrn(x: torch.Tensor) -> torch.Tensor:

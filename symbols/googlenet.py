@@ -9,8 +9,8 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
-from symbols.layers import (C, Unit, build_steps, global_avg_pool, max_pool, parse_image_shape,
-                            run_steps)
+from common.cli import parse_image_shape
+from symbols.layers import C, Unit, build_steps, global_avg_pool, max_pool, run_steps
 
 
 def inception(name: str, n1x1: int, n3x3_red: int, n3x3: int, n5x5_red: int, n5x5: int, proj: int) -> tuple:

@@ -14,7 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from symbols.layers import C, Unit, build_steps, max_pool, parse_image_shape, pool, run_steps
+from common.cli import parse_image_shape
+from symbols.layers import C, Unit, build_steps, max_pool, pool, run_steps
 
 BN_EPS = 1e-10 + 1e-5
 

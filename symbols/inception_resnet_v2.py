@@ -15,8 +15,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from symbols.layers import (C, Unit, avg_pool, build_steps, global_avg_pool, max_pool,
-                            parse_image_shape, run_steps)
+from common.cli import parse_image_shape
+from symbols.layers import C, Unit, avg_pool, build_steps, global_avg_pool, max_pool, run_steps
 
 # Units take MXNet's automatic numbers in creation order, so the specs leave their names empty.
 STEM = [

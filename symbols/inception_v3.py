@@ -10,7 +10,8 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
-from symbols.layers import C, ConvBNAct, Towers, max_pool, parse_image_shape, pool
+from common.cli import parse_image_shape
+from symbols.layers import C, ConvBNAct, Towers, max_pool, pool
 
 
 def block_a(pool_proj: int) -> list:

@@ -12,7 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from symbols.layers import C, Towers, avg_pool, max_pool, parse_image_shape
+from common.cli import parse_image_shape
+from symbols.layers import C, Towers, avg_pool, max_pool
 
 STEM = [
     C("conv1_3*3", 32, 3, 2), C("conv2_3*3", 32, 3), C("conv3_3*3", 64, 3, pad=1),

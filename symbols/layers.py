@@ -17,24 +17,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+
 IntPair = Union[int, tuple[int, int]]
 Activation = Callable[[torch.Tensor], torch.Tensor]
 
 # MXNet's BatchNorm defaults; `momentum=0.9` keeps 0.9 of the running value, which is PyTorch's 0.1.
 MXNET_BN_EPS = 1e-3
 TORCH_BN_MOMENTUM = 0.1
-
-
-def parse_image_shape(image_shape: str | Sequence[int]) -> tuple[int, int, int]:
-    """'3,224,224' (as `--image-shape` gives it) or (3, 224, 224) -> (channels, height, width)."""
-    try:
-        values = image_shape.split(",") if isinstance(image_shape, str) else image_shape
-        shape = tuple(int(v) for v in values)
-    except ValueError:
-        raise ValueError(f"image shape '{image_shape}' is not 'channels,height,width'") from None
-    if len(shape) != 3 or min(shape) < 1:
-        raise ValueError(f"image shape '{image_shape}' is not 'channels,height,width' of positive integers")
-    return shape
 
 
 class BatchNorm(nn.BatchNorm2d):

@@ -11,7 +11,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from symbols.layers import ConvBNAct, parse_image_shape
+from common.cli import UserError
+
+from common.cli import parse_image_shape
+from symbols.layers import ConvBNAct
 
 ALPHAS = (0.25, 0.5, 0.75, 1.0)
 # (depthwise stride, pointwise output width in units of 32 * alpha) for units conv_2 ... conv_14
@@ -22,7 +25,7 @@ class MobileNet(nn.Module):
     def __init__(self, num_classes: int, alpha: float = 1.0, pool_size: int = 7, in_channels: int = 3):
         super().__init__()
         if alpha not in ALPHAS:
-            raise ValueError(f"MobileNet alpha must be one of {', '.join(map(str, ALPHAS))}, not {alpha}")
+            raise UserError(f"MobileNet alpha must be one of {', '.join(map(str, ALPHAS))}, not {alpha}")
         base = int(32 * alpha)
         self.conv_1 = ConvBNAct(in_channels, base, 3, 2, 1)
         self.units = [self.conv_1]

@@ -13,7 +13,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from symbols.layers import Unit, global_avg_pool, parse_image_shape
+from common.cli import UserError
+
+from common.cli import parse_image_shape
+from symbols.layers import Unit, global_avg_pool
 
 BN_EPS = 1e-5
 # (expansion t, output channels c, units n, first stride s) of each sequence `seq-<i>`
@@ -71,5 +74,5 @@ def get_symbol(num_classes: int, num_layers: int | None = None,
                multiplier: float = 1.0, **kwargs) -> nn.Module:
     """MobileNetV2 of width `multiplier`; `dtype` is the training loop's (autocast)."""
     if multiplier <= 0:
-        raise ValueError(f"MobileNetV2 multiplier must be positive, not {multiplier}")
+        raise UserError(f"MobileNetV2 multiplier must be positive, not {multiplier}")
     return MobileNetV2(num_classes, multiplier, parse_image_shape(image_shape)[0])

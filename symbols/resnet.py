@@ -15,7 +15,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from symbols.layers import BatchNorm, conv2d, global_avg_pool, parse_image_shape
+from common.cli import UserError
+
+from common.cli import parse_image_shape
+from symbols.layers import BatchNorm, conv2d, global_avg_pool
 
 RESNET_BN_EPS = 2e-5
 IMAGENET_UNITS = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3], 101: [3, 4, 23, 3],
@@ -36,17 +39,17 @@ def stage_plan(num_layers: int | None, height: int, cifar_max_height: int = 28) 
     images up to 32 pixels high also get the CIFAR layout when `num_layers` is no ImageNet depth, so
     `--image-shape 3,32,32` works for resnet-110 (MXNet raises an error there)."""
     if num_layers is None:
-        raise ValueError("ResNets need --num-layers (e.g. 50 for ImageNet, 110 for CIFAR-10)")
+        raise UserError("ResNets need --num-layers (e.g. 50 for ImageNet, 110 for CIFAR-10)")
     small = height <= 32
     if height <= cifar_max_height or (small and num_layers not in IMAGENET_UNITS):
         if num_layers >= 164 and (num_layers - 2) % 9 == 0:
             return StagePlan([(num_layers - 2) // 9] * 3, [16, 64, 128, 256], True, True)
         if num_layers < 164 and (num_layers - 2) % 6 == 0:
             return StagePlan([(num_layers - 2) // 6] * 3, [16, 16, 32, 64], False, True)
-        raise ValueError(f"no CIFAR ResNet has {num_layers} layers; choose 6n+2 (20, 32, 44, 56, 110) "
+        raise UserError(f"no CIFAR ResNet has {num_layers} layers; choose 6n+2 (20, 32, 44, 56, 110) "
                          f"or 9n+2 >= 164 (164, 1001)")
     if num_layers not in IMAGENET_UNITS:
-        raise ValueError(f"no ImageNet ResNet has {num_layers} layers; choose one of "
+        raise UserError(f"no ImageNet ResNet has {num_layers} layers; choose one of "
                          f"{', '.join(map(str, IMAGENET_UNITS))}")
     filters = [64, 256, 512, 1024, 2048] if num_layers >= 50 else [64, 64, 128, 256, 512]
     return StagePlan(IMAGENET_UNITS[num_layers], filters, num_layers >= 50, small)

@@ -11,7 +11,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from symbols.layers import conv2d, global_avg_pool, parse_image_shape
+from common.cli import parse_image_shape
+from symbols.layers import conv2d, global_avg_pool
 from symbols.resnet import StagePlan, bn, stage_layout, stage_plan
 
 

@@ -14,7 +14,8 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
-from symbols.layers import global_avg_pool, parse_image_shape
+from common.cli import parse_image_shape
+from symbols.layers import global_avg_pool
 from symbols.resnet import StagePlan, add_stem, run_stem, stage_layout, stage_plan
 from symbols.resnet_v1 import PostActUnit
 

@@ -11,7 +11,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from symbols.layers import Unit, parse_image_shape
+from common.cli import UserError
+
+from common.cli import parse_image_shape
+from symbols.layers import Unit
 
 WIDTHS = [64, 128, 256, 512, 512]
 CONVS_PER_STAGE = {11: [1, 1, 2, 2, 2], 13: [2, 2, 2, 2, 2], 16: [2, 2, 3, 3, 3], 19: [2, 2, 4, 4, 4]}
@@ -51,6 +54,6 @@ def get_symbol(num_classes: int, num_layers: int | None = None,
                batch_norm: bool = False, **kwargs) -> nn.Module:
     """VGG of `num_layers` (11, 13, 16, 19), BatchNorm if `batch_norm`; `dtype` is the training loop's."""
     if num_layers not in CONVS_PER_STAGE:
-        raise ValueError(f"VGG has 11, 13, 16 or 19 layers, not {num_layers}")
+        raise UserError(f"VGG has 11, 13, 16 or 19 layers, not {num_layers}")
     model = VGG(num_classes, num_layers, bool(batch_norm), parse_image_shape(image_shape))
     return model

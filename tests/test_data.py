@@ -1,19 +1,18 @@
 """The record-file pipeline of common/data.py: options, batches, shuffling, sharding and bad input."""
-import argparse
 import logging
 
 import numpy as np
 import pytest
 import torch
 
-from common import data
+from common import cli, data
 from common.data import DataError
 from common.dist import DistInfo
 from common.recordio import IndexedRecordWriter, IRHeader, RecordWriter, pack, pack_img
 
 
 def make_args(*argv):
-    parser = argparse.ArgumentParser()
+    parser = cli.ArgumentParser()
     data.add_data_args(parser)
     data.add_data_aug_args(parser)
     parser.add_argument("--seed", type=int, default=0)
@@ -73,7 +72,7 @@ def test_data_aug_levels():
     level1 = make_args("--data-aug-level", 1, "--random-mirror", 0)
     assert (level1.random_crop, level1.random_mirror, level1.max_random_h) == (1, 0, 0)
     assert make_args("--data-aug-level", 0).random_crop == 0
-    parser = argparse.ArgumentParser()
+    parser = cli.ArgumentParser()
     data.add_data_aug_args(parser)
     data.set_data_aug_level(parser, 2)
     assert parser.parse_args([]).max_random_s == 50 and parser.parse_args([]).max_random_rotate_angle == 0

@@ -1,6 +1,5 @@
 """score.py as a user runs it: a checkpoint written by our training, scored on a .rec made by im2rec from
 Imagenette; one image classified; ONNX export."""
-import argparse
 import os
 import re
 
@@ -8,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from common import checkpoint, data, fit
+from common import checkpoint, cli, data, fit
 from conftest import run_script
 from imagenette_recs import missing_imagenette, needs_imagenette, pack_imagenette
 from symbols import create_model
@@ -18,7 +17,7 @@ def train_small_resnet(tmp_path, rec: str, val: str | None = "same", epochs: int
                        ) -> tuple[str, str]:
     """Train a CIFAR-style ResNet (20 layers) on 32x32 crops of `rec` with common/fit.py, validating on `val` (by
     default `rec` itself); returns (checkpoint prefix, log file)."""
-    parser = argparse.ArgumentParser()
+    parser = cli.ArgumentParser()
     fit.add_fit_args(parser)
     data.add_data_args(parser)
     data.add_data_aug_args(parser)

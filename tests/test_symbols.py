@@ -16,7 +16,8 @@ import torch.nn.functional as F
 
 import symbols
 from common.checkpoint import mxnet_names
-from symbols.layers import BatchNorm, parse_image_shape
+from common.cli import parse_image_shape
+from symbols.layers import BatchNorm
 
 REFERENCE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "mxnet-params")
 # What training scripts pass besides the network's own options: get_symbol must ignore it.

@@ -5,11 +5,12 @@ import os
 import tarfile
 
 import numpy as np
+import pytest
 
 import train_imagenet
 import train_mnist
 from common import recordio
-from conftest import ROOT
+from conftest import ROOT, run_script
 
 
 def load_cifar10_packer():
@@ -42,12 +43,73 @@ def test_cifar10_binary_archive_packs_lossless_records(tmp_path):
 
 
 def test_imagenet_recipe_is_applied_and_command_line_still_wins():
-    plain = train_imagenet.parse_args([])
+    plain = train_imagenet.get_args_parser().parse_args([])
     assert plain.random_resized_crop == 0 and plain.max_random_rotate_angle == 10  # MXNet's level-3 default
-    recipe = train_imagenet.parse_args(["--use-imagenet-data-augmentation", "1", "--brightness", "0.2"])
+    parser = train_imagenet.get_args_parser()
+    recipe = parser.parse_args(["--use-imagenet-data-augmentation", "1", "--brightness", "0.2"])
     assert recipe.random_resized_crop == 1 and recipe.min_random_area == 0.08 and recipe.pca_noise == 0.1
     assert recipe.rgb_std == "58.393,57.12,57.375" and recipe.max_random_rotate_angle == 0
     assert recipe.brightness == 0.2
+
+
+AUGMENTATIONS = ("random_crop", "random_mirror", "max_random_h", "max_random_s", "max_random_l",
+                 "max_random_rotate_angle", "max_random_shear_ratio", "max_random_aspect_ratio")
+
+
+@pytest.mark.parametrize("argv", [
+    ["--data-aug-level", "0"],
+    ["--data-aug-level", "0", "--network", "resnet"],
+    ["--network", "resnet", "--data-aug-level", "0", "--num-layers", "18"],
+    ["--num-layers", "18", "--data-aug-level", "0"],
+])
+def test_data_aug_level_0_means_no_augmentation_wherever_it_stands(argv):
+    args = train_imagenet.get_args_parser().parse_args(argv)  # level 3 by default
+    assert {name: getattr(args, name) for name in AUGMENTATIONS} == dict.fromkeys(AUGMENTATIONS, 0)
+    assert (args.brightness, args.contrast, args.saturation, args.pca_noise, args.random_resized_crop) == (0,) * 5
+
+
+@pytest.mark.parametrize("argv", [
+    ["--data-aug-level", "1", "--random-mirror", "0", "--max-random-h", "5"],
+    ["--random-mirror", "0", "--max-random-h", "5", "--data-aug-level", "1"],
+    ["--random-mirror", "0", "--data-aug-level", "1", "--max-random-h", "5"],
+])
+def test_explicit_options_win_over_the_level_in_any_order(argv):
+    args = train_imagenet.get_args_parser().parse_args(argv)
+    assert (args.random_crop, args.random_mirror, args.max_random_h, args.max_random_s) == (1, 0, 5, 0)
+    assert args.max_random_rotate_angle == 0  # level 1 turns off the level-3 default
+
+
+BUG = """
+import sys
+import train_mnist
+from common import cli, fit
+
+def a_bug(*args, **kwargs):
+    raise ValueError("a programming error inside training")
+
+fit.learning_rate = a_bug
+parser = train_mnist.get_args_parser()
+cli.run_main(lambda: train_mnist.main(parser.parse_args(sys.argv[1:])))
+"""
+
+
+def test_a_bug_shows_its_traceback_and_a_user_mistake_one_line(fake_mnist):
+    bug = run_script("-c", BUG, "--data-dir", str(fake_mnist), "--num-epochs", "1")
+    assert bug.returncode not in (0, 2)
+    assert "Traceback (most recent call last)" in bug.stderr
+    assert "ValueError: a programming error inside training" in bug.stderr
+    assert "error: a programming error" not in bug.stderr
+
+    bad_option = run_script("train_mnist.py", "--data-dir", str(fake_mnist), "--batch-size", "-5")
+    assert bad_option.returncode == 2
+    assert bad_option.stderr.strip().splitlines() == [
+        "train_mnist.py: error: --batch-size must be positive, got -5"]
+
+    (fake_mnist / "t10k-labels-idx1-ubyte.gz").write_bytes(b"not gzip")
+    bad_file = run_script("train_mnist.py", "--data-dir", str(fake_mnist), "--num-epochs", "1")
+    assert bad_file.returncode == 2 and "Traceback" not in bad_file.stderr
+    assert bad_file.stderr.strip().splitlines()[-1].startswith(
+        f"train_mnist.py: error: {fake_mnist / 't10k-labels-idx1-ubyte.gz'}: not a complete gzip file")
 
 
 def test_bfloat16_autocast_trains_on_cpu(fake_mnist):
