@@ -95,7 +95,11 @@ class ArgumentParser(argparse.ArgumentParser):
             if value is not None:
                 preset_values.update(action.settings(value))
         # argparse fills in a default only where the namespace has no value yet; given options still win
-        return super().parse_known_args(args, argparse.Namespace(**{**preset_values, **given}))
+        parsed, extras = super().parse_known_args(args, argparse.Namespace(**{**preset_values, **given}))
+        # the attributes in the order a plain parse gives them (the order of the options), as they are logged
+        values = vars(parsed)
+        order = [a.dest for a in self._actions if a.dest in values]
+        return argparse.Namespace(**{k: values[k] for k in [*order, *values]}), extras
 
 
 def run_main(main: Callable[[], object]) -> None:

@@ -66,6 +66,8 @@ def test_data_aug_level_0_means_no_augmentation_wherever_it_stands(argv):
     args = train_imagenet.get_args_parser().parse_args(argv)  # level 3 by default
     assert {name: getattr(args, name) for name in AUGMENTATIONS} == dict.fromkeys(AUGMENTATIONS, 0)
     assert (args.brightness, args.contrast, args.saturation, args.pca_noise, args.random_resized_crop) == (0,) * 5
+    plain = train_imagenet.get_args_parser().parse_args([])
+    assert list(vars(args)) == list(vars(plain))  # the logged `start with arguments` line keeps its order
 
 
 @pytest.mark.parametrize("argv", [
