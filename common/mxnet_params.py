@@ -6,6 +6,7 @@ Reading never executes anything from the file.
 """
 from __future__ import annotations
 
+import math
 import struct
 from typing import BinaryIO
 
@@ -67,6 +68,9 @@ def loads(buf: bytes, path: str = "<bytes>") -> dict[str, np.ndarray]:
         if ndim < 0 or ndim > 32:
             raise ParamsFormatError(f"{path}: array {i} at byte {start} has ndim {ndim}")
         shape = r.unpack(f"<{ndim}q", f"array {i} shape") if ndim else ()
+        if any(d < 0 for d in shape):
+            raise ParamsFormatError(f"{path}: array {i} at byte {start} has shape {shape}, with a negative "
+                                    "dimension: the file is damaged")
         if ndim == 0:
             arrays.append(np.zeros((0,), np.float32))
             continue
@@ -75,7 +79,11 @@ def loads(buf: bytes, path: str = "<bytes>") -> dict[str, np.ndarray]:
         if flag not in TYPE_FLAGS:
             raise ParamsFormatError(f"{path}: array {i} at byte {start} has unknown type flag {flag}")
         dtype = TYPE_FLAGS[flag]
-        size = int(np.prod(shape)) * dtype.itemsize
+        size = math.prod(shape) * dtype.itemsize  # Python integers: a hostile shape cannot overflow
+        if size > len(r.buf) - r.pos:
+            raise ParamsFormatError(f"{path}: truncated at byte {r.pos} while reading array {i} data: its shape "
+                                    f"{shape} of {dtype.name} needs {size} bytes, the file has "
+                                    f"{len(r.buf) - r.pos} left")
         data = np.frombuffer(r.take(size, f"array {i} data"), dtype=dtype).reshape(shape)
         arrays.append(bf16_to_float32(data) if flag == BFLOAT16 else data.copy())
     (name_count,) = r.unpack("<Q", "name count")

@@ -52,3 +52,20 @@ def test_truncated_file_is_clear_error():
 def test_wrong_magic_is_clear_error():
     with pytest.raises(mxnet_params.ParamsFormatError, match="not an MXNet .params file"):
         mxnet_params.loads(b"\x00" * 32, "x.params")
+
+
+def array_list(shape: tuple[int, ...], data: bytes = b"") -> bytes:
+    """An NDArray list of one float32 array `shape` named arg:w, followed by `data` as its bytes."""
+    return (struct.pack("<QQQ", 0x112, 0, 1) + struct.pack("<Iii", 0xF993FAC9, 0, len(shape))
+            + struct.pack(f"<{len(shape)}q", *shape) + struct.pack("<iii", 1, 0, 0) + data
+            + struct.pack("<QQ", 1, 5) + b"arg:w")
+
+
+@pytest.mark.parametrize("shape, message", [
+    ((-12, 4), r"array 0 at byte 24 has shape \(-12, 4\), with a negative dimension"),
+    ((2**62, 4), r"array 0 data: its shape \(4611686018427387904, 4\) of float32 needs 73786976294838206464 bytes"),
+    ((3, 4), r"array 0 data: its shape \(3, 4\) of float32 needs 48 bytes, the file has 24 left"),
+])
+def test_damaged_or_hostile_shapes_are_refused_before_allocating(shape, message):
+    with pytest.raises(mxnet_params.ParamsFormatError, match=message):
+        mxnet_params.loads(array_list(shape, b"\0" * 3), "bad-0001.params")
