@@ -491,6 +491,10 @@ def get_rec_iter(args, dist: DistInfo) -> tuple[RecordBatches | SyntheticBatches
         return get_synthetic_iter(args, dist)
     if not args.data_train:
         raise DataError("--data-train is required: a .rec file or a folder of them (or --benchmark 1)")
+    for option, path, way_out in (("--data-train", args.data_train, ""),
+                                  ("--data-val", args.data_val, ", or --data-val '' to train without validation")):
+        if path and not os.path.exists(path):
+            raise DataError(f"{option} {path}: no such file or folder; give {option} FILE{way_out}")
     shape = parse_image_shape(args.image_shape)
     mean, std = channel_mean_std(args, shape[0])
     batch = rank_batch_size(args.batch_size, dist)
@@ -531,11 +535,11 @@ def validation_batches(path: str, shape: tuple[int, int, int], batch_size: int, 
 
 
 class SyntheticBatches:
-    """`--benchmark 1`: one random uint8 batch of --image-shape, served `num_batches` times per epoch
-    (500, as MXNet's SyntheticDataIter), so that the measured speed is the network's alone."""
+    """`--benchmark 1`: one random uint8 batch of --image-shape, served `num_batches` times per epoch, so
+    that the measured speed is the network's alone."""
 
     def __init__(self, shape: tuple[int, int, int], batch_size: int, num_classes: int, *,
-                 mean: Sequence[float], std: Sequence[float], num_batches: int = 500, seed: int = 0,
+                 mean: Sequence[float], std: Sequence[float], num_batches: int, seed: int = 0,
                  pin_memory: bool = False):
         generator = torch.Generator().manual_seed(seed)
         self.images = torch.randint(0, 256, (batch_size, *shape), dtype=torch.uint8, generator=generator)
@@ -557,11 +561,16 @@ class SyntheticBatches:
 
 
 def get_synthetic_iter(args, dist: DistInfo) -> tuple[SyntheticBatches, None]:
-    """Synthetic training batches of --image-shape and --num-classes; no files are read."""
+    """Synthetic training batches of --image-shape and --num-classes; no files are read. An epoch is
+    --num-examples / --batch-size batches (rounded down), as MXNet's SyntheticDataIter."""
     if not args.num_classes:
         raise DataError("--benchmark 1 needs --num-classes")
+    if not args.num_examples or args.num_examples < args.batch_size:
+        raise DataError(f"--benchmark 1 runs --num-examples / --batch-size batches an epoch: --num-examples "
+                        f"{args.num_examples} must be at least --batch-size {args.batch_size}")
     shape = parse_image_shape(args.image_shape)
     mean, std = channel_mean_std(args, shape[0])
     train = SyntheticBatches(shape, rank_batch_size(args.batch_size, dist), args.num_classes, mean=mean, std=std,
-                             seed=args.seed, pin_memory=dist.device.type == "cuda")
+                             num_batches=args.num_examples // args.batch_size, seed=args.seed,
+                             pin_memory=dist.device.type == "cuda")
     return train, None

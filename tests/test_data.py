@@ -176,13 +176,17 @@ def test_augmentation_options_reach_the_preset(tmp_path):
 
 def test_synthetic_benchmark_data_needs_no_files():
     train, val = data.get_rec_iter(make_args("--benchmark", 1, "--num-classes", 7, "--image-shape", "3,16,16",
-                                             "--batch-size", 6), DistInfo())
-    assert val is None and len(train) == 500 and train.mean == (123.68, 116.779, 103.939)
+                                             "--batch-size", 6, "--num-examples", 3003), DistInfo())
+    assert val is None and len(train) == 500 and train.mean == (123.68, 116.779, 103.939)  # 3003 // 6
+    assert len(list(train)) == 500
     images, labels = next(iter(train))
     assert images.shape == (6, 3, 16, 16) and images.dtype == torch.uint8
     assert labels.dtype == torch.int64 and labels.max() < 7
     with pytest.raises(DataError, match="--num-classes"):
         data.get_synthetic_iter(make_args("--benchmark", 1), DistInfo())
+    with pytest.raises(DataError, match="--num-examples 5 must be at least --batch-size 6"):
+        data.get_synthetic_iter(make_args("--benchmark", 1, "--num-classes", 7, "--batch-size", 6,
+                                          "--num-examples", 5), DistInfo())
 
 
 # --- bad input -----------------------------------------------------------------------------------------

@@ -1,7 +1,10 @@
 """train_cifar10.py, train_imagenet.py and data/cifar10.py, as a user runs them."""
 import importlib.util
 import io
+import json
 import os
+import re
+import struct
 import tarfile
 
 import numpy as np
@@ -9,7 +12,7 @@ import pytest
 
 import train_imagenet
 import train_mnist
-from common import recordio
+from common import checkpoint, recordio
 from conftest import ROOT, run_script
 
 
@@ -142,3 +145,37 @@ def test_train_cifar10_runs_on_record_files(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Epoch[1] Validation-top_k_accuracy_2=" in result.stderr
     assert (tmp_path / "ck" / "r20-0002.params").exists()
+
+
+def test_benchmark_runs_num_examples_over_batch_size_batches():
+    out = run_script("train_imagenet.py", "--benchmark", "1", "--network", "resnet", "--num-layers", "18",
+                     "--image-shape", "3,32,32", "--num-classes", "10", "--num-examples", "100", "--batch-size", "8",
+                     "--disp-batches", "4", "--num-epochs", "1", "--gpus", "")
+    assert out.returncode == 0, out.stderr
+    windows = re.findall(r"Epoch\[0\] Batch \[(\d+)-(\d+)\]\tSpeed: [\d.]+ samples/sec\taccuracy=", out.stderr)
+    assert windows == [("0", "4"), ("4", "8")]  # 100 // 8 = 12 batches: numbers 0-11, a line every 4
+    assert "Epoch[0] Train-accuracy=" in out.stderr
+
+
+def test_a_missing_validation_file_names_the_option_and_the_way_out(tmp_path):
+    train = tmp_path / "mine.rec"
+    train.write_bytes(b"")
+    out = run_script("train_cifar10.py", "--data-train", str(train), "--gpus", "")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1] == (  # after the `start with arguments` line
+        f"train_cifar10.py: error: --data-val {os.path.join(ROOT, 'data', 'cifar10_val.rec')}: no such file or "
+        "folder; give --data-val FILE, or --data-val '' to train without validation")
+
+
+def test_a_damaged_params_file_is_one_line_naming_the_array(tmp_path):
+    prefix = tmp_path / "net"
+    (tmp_path / "net-symbol.json").write_text(json.dumps(
+        {"format": checkpoint.SYMBOL_FORMAT, "network": "mlp", "kwargs": {"num_classes": 10}}))
+    (tmp_path / "net-0001.params").write_bytes(
+        struct.pack("<QQQ", 0x112, 0, 1) + struct.pack("<Iii", 0xF993FAC9, 0, 2) + struct.pack("<2q", -12, 4)
+        + struct.pack("<iii", 1, 0, 0))
+    out = run_script("score.py", "--model", str(prefix), "--load-epoch", "1", "--image", "x.jpg", "--gpus", "")
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"score.py: error: {prefix}-0001.params: array 0 at byte 24 has shape (-12, 4), with a negative dimension: "
+        "the file is damaged"]
