@@ -192,7 +192,7 @@ class RecordReader:
 
 def read_index(idx_path: str, rec_size: int | None = None) -> dict[int, int]:
     """{key: byte offset} from a `.idx` file, in file order. With `rec_size`, offsets past the end of the
-    `.rec` file are an error."""
+    `.rec` file are an error; so is a key that appears twice (one of its records would be lost)."""
     index = {}
     try:
         with open(idx_path) as f:
@@ -208,10 +208,22 @@ def read_index(idx_path: str, rec_size: int | None = None) -> dict[int, int]:
                 if rec_size is not None and offset + 8 > rec_size:
                     raise RecordIOError(f"{idx_path}: line {number}: key {key} points to byte {offset}, "
                                         f"past the end of the record file ({rec_size} bytes)")
+                if key in index:
+                    raise RecordIOError(f"{idx_path}: line {number}: key {key} appears a second time (first "
+                                        f"on line {_first_line_of(idx_path, key)}); each record needs its own "
+                                        "key (tools/rec2idx.py rebuilds the index from the .rec file)")
                 index[key] = offset
     except FileNotFoundError:
         raise RecordIOError(f"{idx_path}: file not found") from None
     return index
+
+
+def _first_line_of(idx_path: str, key: int) -> int:
+    """The number of the first line of a `.idx` file that holds `key`; the lines before it must be valid, as
+    they are when `read_index` has just read them."""
+    with open(idx_path) as f:
+        return next(number for number, line in enumerate(f, 1)
+                    if line.strip() and int(line.split("\t")[0]) == key)
 
 
 def write_index(idx_path: str, index: dict[int, int]) -> None:

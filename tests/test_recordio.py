@@ -163,6 +163,17 @@ def test_malformed_index_line(tmp_path):
         read_index(str(idx))
 
 
+def test_duplicate_index_key_is_an_error_naming_both_lines(tmp_path):
+    rec, idx = tmp_path / "a.rec", tmp_path / "a.idx"
+    offsets = write_records(rec, [b"one", b"two", b"three"])
+    idx.write_text(f"5\t{offsets[0]}\n\n6\t{offsets[1]}\n5\t{offsets[2]}\n")  # key 5 twice: a record lost
+    message = rf"{idx}: line 4: key 5 appears a second time \(first on line 1\)"
+    with pytest.raises(RecordIOError, match=message):
+        read_index(str(idx))
+    with pytest.raises(RecordIOError, match=message):
+        IndexedRecordReader(str(idx), str(rec))
+
+
 def test_missing_files(tmp_path):
     with pytest.raises(RecordIOError, match="file not found"):
         RecordReader(str(tmp_path / "none.rec"))
