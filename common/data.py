@@ -20,7 +20,7 @@ from common import cli
 from common.augment import EvalPreset, TrainPreset
 from common.cli import DataError, UserError, parse_image_shape
 from common.dist import DistInfo
-from common.download import download
+from common.download import download, file_digest
 from common.recordio import RecordIOError, RecordReader, read_index, unpack
 
 log = logging.getLogger(__name__)
@@ -64,14 +64,21 @@ class Normalizer:
 class TensorBatches:
     """Batches straight from in-memory tensors: one index gather per batch, no per-sample Python work.
 
-    Each epoch draws a permutation from `seed` and the epoch number (so a resumed run sees the same order);
-    rank r of `world_size` takes every world_size-th position of it, so shards are disjoint and complete.
-    The last partial batch is kept, as MXNet's NDArrayIter(last_batch_handle='pad') shows every sample."""
+    Training (`shuffle`): each epoch draws a permutation from `seed` and the epoch number (so a resumed run
+    sees the same order); rank r of `world_size` takes every world_size-th position of it, so shards are
+    disjoint and complete. A shard one sample short of the others repeats its own first sample (wrapping
+    around, as ShardSampler does), so that every process runs the same number of batches of the same sizes
+    and the processes' collectives pair up. The last batch may be partial (the same in every process), as
+    MXNet's NDArrayIter shows every sample; one process thus sees exactly the permutation, in batches.
+    Validation: rank r takes samples r, r + world_size, ... in order, each sample counted once; `len()` is
+    this process's own number of batches (evaluation has no collective per batch, as with RecordBatches)."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, *, shuffle: bool,
                  mean: Sequence[float], std: Sequence[float], seed: int = 0, rank: int = 0, world_size: int = 1):
         if images.dtype != torch.uint8 or images.dim() != 4:
             raise TypeError("images must be a uint8 NCHW tensor")
+        if len(labels) < world_size:
+            raise DataError(f"{len(labels)} samples cannot be shared by {world_size} processes")
         self.images, self.labels = images, labels
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.rank, self.world_size = rank, world_size
@@ -81,17 +88,20 @@ class TensorBatches:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def _shard_size(self) -> int:
+        n = len(self.labels)
+        return -(-n // self.world_size) if self.shuffle else len(range(self.rank, n, self.world_size))
+
     def _indices(self) -> torch.Tensor:
         n = len(self.labels)
-        if self.shuffle:
-            order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
-        else:
-            order = torch.arange(n)
-        return order[self.rank::self.world_size]
+        if not self.shuffle:
+            return torch.arange(self.rank, n, self.world_size)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
+        shard = order[self.rank::self.world_size]
+        return torch.cat((shard, shard[:self._shard_size() - len(shard)]))  # short by at most one sample
 
     def __len__(self) -> int:
-        per_rank = -(-len(self.labels) // self.world_size)
-        return -(-per_rank // self.batch_size)
+        return -(-self._shard_size() // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for idx in self._indices().split(self.batch_size):
@@ -100,6 +110,8 @@ class TensorBatches:
 
 # --- MNIST ---------------------------------------------------------------------------------------------
 
+# The MNIST files the repository carries (data/mnist/README.md): the default of train_mnist.py.
+EMBEDDED_MNIST = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "mnist")
 MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",
                  "https://storage.googleapis.com/cvdf-datasets/mnist/",
                  "http://yann.lecun.com/exdb/mnist/")
@@ -134,18 +146,28 @@ def read_idx(path: str, expected_magic: int) -> np.ndarray:
     return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
 
 
-def mnist_file(data_dir: str, name: str) -> str:
-    """Path of MNIST file `name` in `data_dir`, downloading it first if it is not there."""
+def mnist_file(data_dir: str | None, name: str) -> str:
+    """Path of MNIST file `name`: in `data_dir`, downloaded first if it is not there; with `data_dir` None,
+    the copy the repository carries (EMBEDDED_MNIST), checked against its sha256 at every read."""
+    if data_dir is None:
+        path, expected = os.path.join(EMBEDDED_MNIST, name), MNIST_FILES[name][1]
+        restore = "restore it (git checkout -- data/mnist) or give --data-dir"
+        if not os.path.exists(path):
+            raise DataError(f"{path}: missing from this copy of the repository; {restore}")
+        if (digest := file_digest(path)) != expected:
+            raise DataError(f"{path}: damaged (sha256 {digest}, expected {expected}); {restore}")
+        return path
     path = os.path.join(data_dir, name)
     if not os.path.exists(path):
         download([m + name for m in MNIST_MIRRORS], path, sha256=MNIST_FILES[name][1])
     return path
 
 
-def load_mnist(data_dir: str, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """MNIST images (N,1,28,28 uint8) and labels (N int64) from the four IDX gz files in `data_dir`.
-    Downloads are checked against the published checksums; files already there are checked for structure
-    only (gzip CRC, IDX magic and sizes), so same-format sets such as Fashion-MNIST work too."""
+def load_mnist(data_dir: str | None, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST images (N,1,28,28 uint8) and labels (N int64) from the four IDX gz files in `data_dir` (None:
+    the embedded copy). Downloads are checked against the published checksums; files already in a
+    `data_dir` are checked for structure only (gzip CRC, IDX magic and sizes), so same-format sets such as
+    Fashion-MNIST work too."""
     split = "train" if train else "t10k"
     image_name, label_name = f"{split}-images-idx3-ubyte.gz", f"{split}-labels-idx1-ubyte.gz"
     arrays = []
@@ -154,7 +176,7 @@ def load_mnist(data_dir: str, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         arrays.append(read_idx(path, MNIST_FILES[name][0]))
     images, labels = arrays
     if len(images) != len(labels):
-        raise DataError(f"{data_dir}: {len(images)} images but {len(labels)} labels")
+        raise DataError(f"{data_dir or EMBEDDED_MNIST}: {len(images)} images but {len(labels)} labels")
     return torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64))
 
 
@@ -164,8 +186,8 @@ def get_mnist_iter(args, dist: DistInfo) -> tuple[TensorBatches, TensorBatches]:
     val_x, val_y = load_mnist(args.data_dir, train=False)
     for labels, split in ((train_y, "train"), (val_y, "t10k")):
         if len(labels) and int(labels.max()) >= args.num_classes:
-            raise DataError(f"{os.path.join(args.data_dir, split + '-labels-idx1-ubyte.gz')}: label "
-                            f"{int(labels.max())} is outside --num-classes {args.num_classes}")
+            path = os.path.join(args.data_dir or EMBEDDED_MNIST, f"{split}-labels-idx1-ubyte.gz")
+            raise DataError(f"{path}: label {int(labels.max())} is outside --num-classes {args.num_classes}")
     if args.num_examples and args.num_examples < len(train_y):
         train_x, train_y = train_x[:args.num_examples], train_y[:args.num_examples]
     batch = rank_batch_size(args.batch_size, dist)
