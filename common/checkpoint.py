@@ -4,11 +4,14 @@
 - `-NNNN.params`: the weights in MXNet's NDArray list format, named as MXNet names them
   (`arg:stage1_unit1_conv1_weight`, `aux:bn_data_moving_mean`), so MXNet users recognise and can load them.
 - `-NNNN.states`: what an exact resume needs besides the weights (optimizer, scaler, RNG, epoch), a torch
-  file read with `torch.load(weights_only=True)`.
+  file read with `torch.load(weights_only=True)`, with the sha256 of the `.params` bytes it belongs with.
 Every file is written to a temporary name and renamed, so an interrupted save leaves the old files whole.
+A checkpoint writes its `.states` before its `.params`: a save interrupted between the two leaves either no
+new `.params` or a `.states` whose digest names other weights, and resuming from such a pair is an error.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -22,6 +25,7 @@ from common import mxnet_params
 from common.cli import UserError
 
 SYMBOL_FORMAT = "image-classification-torch/1"
+PARAMS_DIGEST = "params_sha256"  # the .states key holding the sha256 (hex) of its .params file's bytes
 
 _BN_NAMES = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_var"}
 _SKIPPED_BUFFERS = {"num_batches_tracked"}
@@ -138,9 +142,22 @@ def load_symbol(prefix: str) -> dict[str, Any]:
 
 
 def save_params(prefix: str, epoch: int, model: nn.Module) -> str:
+    """Write the weights alone as `prefix-NNNN.params` (training writes them with `save_checkpoint`)."""
     path = params_path(prefix, epoch)
-    arrays = to_mxnet_arrays(model)
-    atomic_write(path, lambda f: mxnet_params.save(f, arrays))
+    data = mxnet_params.dumps(to_mxnet_arrays(model))
+    atomic_write(path, lambda f: f.write(data))
+    return path
+
+
+def save_checkpoint(prefix: str, epoch: int, model: nn.Module, states: dict[str, Any]) -> str:
+    """Write the pair `prefix-NNNN.states` (`states` plus the sha256 of the weights' bytes), then
+    `prefix-NNNN.params`; return the .params path. In this order an interrupted save never leaves a
+    `.params` without the `.states` written for it, and a `.states` left beside older weights names other
+    bytes than theirs, which `load_states` reports."""
+    data = mxnet_params.dumps(to_mxnet_arrays(model))
+    save_states(prefix, epoch, {**states, PARAMS_DIGEST: hashlib.sha256(data).hexdigest()})
+    path = params_path(prefix, epoch)
+    atomic_write(path, lambda f: f.write(data))
     return path
 
 
@@ -161,11 +178,36 @@ def save_states(prefix: str, epoch: int, states: dict[str, Any]) -> None:
     atomic_write(states_path(prefix, epoch), lambda f: torch.save(states, f))
 
 
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def load_states(prefix: str, epoch: int) -> dict[str, Any]:
+    """The training state saved with `prefix-NNNN.params`. CheckpointError when it is missing, unreadable,
+    or written for other weights than that .params holds (a save interrupted between the two files).
+    A .states without a digest (written before the suite stored one) is taken as it is."""
     path = states_path(prefix, epoch)
     if not os.path.exists(path):
         raise CheckpointError(f"{path} not found: without it training cannot resume exactly")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        states = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for corrupt files
         raise CheckpointError(f"{path} cannot be read: {e}") from None
+    if not isinstance(states, dict):
+        raise CheckpointError(f"{path} is not a training state (a dict), but {type(states).__name__}")
+    expected = states.get(PARAMS_DIGEST)
+    if expected is not None:
+        params = params_path(prefix, epoch)
+        if not os.path.exists(params):
+            raise CheckpointError(f"{params} not found (its {os.path.basename(path)} is there: a save "
+                                  "interrupted before the weights were written?)")
+        if file_sha256(params) != expected:
+            raise CheckpointError(
+                f"{path} was saved with other weights than {params} holds (a save interrupted between "
+                f"the two files?): resume from another epoch, or delete {os.path.basename(path)} to "
+                "continue from these weights with a fresh optimizer")
+    return states

@@ -353,7 +353,8 @@ def _train(args: argparse.Namespace, model: nn.Module, data_loader: LoaderFactor
 
 
 def restore(args: argparse.Namespace, model: nn.Module) -> dict | None:
-    """Load the weights saved after --load-epoch; return the saved training state, if there is one."""
+    """Load the weights saved after --load-epoch; return the training state saved with them, if there is
+    one (CheckpointError when it was saved with other weights)."""
     checkpoint.load_params(model, args.model_prefix, args.load_epoch)
     log.info("Loaded %s", checkpoint.params_path(args.model_prefix, args.load_epoch))
     states = checkpoint.states_path(args.model_prefix, args.load_epoch)
@@ -367,8 +368,7 @@ def save(t: Training, model: nn.Module, epoch: int) -> None:
     """Checkpoint after `epoch` epochs, from rank 0, once all processes are known to agree."""
     check_replicas_agree(model, t.info)
     if t.info.is_primary:
-        path = checkpoint.save_params(t.args.model_prefix, epoch, model)
-        checkpoint.save_states(t.args.model_prefix, epoch, {
+        path = checkpoint.save_checkpoint(t.args.model_prefix, epoch, model, {
             "epoch": epoch, "global_step": t.global_step, "optimizer": t.optimizer.state_dict(),
             "scaler": t.scaler.state_dict(), "rng": torch.get_rng_state()})
         log.info('Saved checkpoint to "%s"', path)
