@@ -1,4 +1,5 @@
-"""The record-file pipeline of common/data.py: options, batches, shuffling, sharding and bad input."""
+"""The loaders of common/data.py (record files, and MNIST's in-memory tensors): options, batches, shuffling,
+sharding and bad input."""
 import logging
 
 import numpy as np
@@ -187,6 +188,68 @@ def test_synthetic_benchmark_data_needs_no_files():
     with pytest.raises(DataError, match="--num-examples 5 must be at least --batch-size 6"):
         data.get_synthetic_iter(make_args("--benchmark", 1, "--num-classes", 7, "--batch-size", 6,
                                           "--num-examples", 5), DistInfo())
+
+
+# --- in-memory tensors (MNIST) -------------------------------------------------------------------------
+
+def tensor_batches(n, batch_size, *, train, rank=0, world_size=1, seed=0):
+    """TensorBatches over `n` one-pixel images; the label is the sample number, the pixel that number % 256."""
+    images = (torch.arange(n) % 256).to(torch.uint8).reshape(n, 1, 1, 1)
+    return data.TensorBatches(images, torch.arange(n), batch_size, shuffle=train, mean=(0.0,), std=(255.0,),
+                              seed=seed, rank=rank, world_size=world_size)
+
+
+def samples(batches):
+    """The sample numbers of each batch, checking that images travel with their labels."""
+    out = []
+    for images, labels in batches:
+        assert torch.equal(images[:, 0, 0, 0], (labels % 256).to(torch.uint8))
+        out.append(labels.tolist())
+    return out
+
+
+# MNIST's 60,000 images, 7 processes, --batch-size 21 (3 a process): some shards hold one sample fewer
+@pytest.mark.parametrize("n, world_size, batch_size", [(60000, 7, 3), (22, 7, 3), (20, 7, 3), (21, 7, 3)])
+def test_tensor_training_batches_are_the_same_in_every_process(n, world_size, batch_size):
+    shards, sizes = [], set()
+    for rank in range(world_size):
+        train = tensor_batches(n, batch_size, train=True, rank=rank, world_size=world_size, seed=5)
+        train.set_epoch(2)
+        batches = samples(train)
+        assert len(batches) == len(train)
+        sizes.add(tuple(map(len, batches)))
+        shards.append(sum(batches, []))
+    assert len(sizes) == 1  # every process runs the same number of batches of the same sizes: DDP's steps pair up
+    assert len(shards[0]) == -(-n // world_size)
+    # a short shard repeats its own first sample (wraps around, as ShardSampler): disjoint and complete
+    distinct = [set(shard) for shard in shards]
+    assert sum(map(len, distinct)) == n and set().union(*distinct) == set(range(n))
+
+
+@pytest.mark.parametrize("n, world_size", [(22, 7), (20, 7), (10, 1)])
+def test_tensor_validation_counts_every_sample_once(n, world_size):
+    seen = []
+    for rank in range(world_size):
+        val = tensor_batches(n, 3, train=False, rank=rank, world_size=world_size)
+        batches = samples(val)
+        assert len(batches) == len(val)  # this process's own count: evaluation has no collective per batch
+        assert sum(batches, []) == list(range(rank, n, world_size))
+        seen += sum(batches, [])
+    assert sorted(seen) == list(range(n))
+
+
+def test_tensor_batches_of_one_process_are_as_before():
+    """One process: the epoch's permutation in batches, the last one partial (MNIST runs stay identical)."""
+    train = tensor_batches(10, 4, train=True, seed=3)
+    train.set_epoch(1)
+    order = torch.randperm(10, generator=torch.Generator().manual_seed(3 * 100_003 + 1))
+    assert samples(train) == [part.tolist() for part in order.split(4)] and len(train) == 3
+    assert samples(tensor_batches(10, 4, train=False)) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+
+def test_tensor_batches_need_a_sample_for_every_process():
+    with pytest.raises(DataError, match="3 samples cannot be shared by 4 processes"):
+        tensor_batches(3, 1, train=True, world_size=4)
 
 
 # --- bad input -----------------------------------------------------------------------------------------
