@@ -3,6 +3,8 @@ import pytest
 import torch
 
 from common import checkpoint, mxnet_params
+from common.cli import UserError
+from common.dist import check_gpus
 from conftest import run_script
 
 COMMON = ("--network", "mlp", "--batch-size", "32", "--num-epochs", "1", "--lr", "0.1", "--disp-batches", "5")
@@ -30,14 +32,37 @@ def test_dist_kv_store_without_launcher_is_one_line_error(fake_mnist):
     assert result.returncode == 2 and "start it with tools/launch.py" in result.stderr.strip().splitlines()[-1]
 
 
+def missing_gpu() -> tuple[tuple[str, str], str]:
+    """(--gpus option, its error) for a GPU this machine lacks: any GPU without CUDA, else one past the last."""
+    if not torch.cuda.is_available():
+        return ("--gpus", "0,1"), "asked for a GPU but this machine has none"
+    count = torch.cuda.device_count()
+    return ("--gpus", f"0,{count}"), f"--gpus asks for GPU {count} but this machine has {count} (0-{count - 1})"
+
+
 @pytest.mark.parametrize("options, message", [
     (("--kv-store", "dist_async"), "synchronous"),
-    (("--gpus", "0,1"), "asked for a GPU but this machine has none"),
+    missing_gpu(),
 ])
 def test_bad_combinations_are_one_line_errors(fake_mnist, options, message):
     result = run_script("train_mnist.py", "--data-dir", str(fake_mnist), *options)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert message in result.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("count, ids, message", [
+    (0, [0, 1], "--gpus 0,1 asked for a GPU but this machine has none (use --gpus '' to train on the CPU)"),
+    (2, [0, 2], "--gpus asks for GPU 2 but this machine has 2 (0-1)"),
+    (1, [1, 0], "--gpus asks for GPU 1 but this machine has 1 (0-0)"),
+])
+def test_missing_gpu_messages_with_and_without_cuda(monkeypatch, count, ids, message):
+    """Both messages on any machine: CUDA's answers are faked."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: count > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    with pytest.raises(UserError) as err:
+        check_gpus(ids)
+    assert str(err.value) == message
+    check_gpus(list(range(count)))  # the GPUs it has are fine
 
 
 def test_batch_smaller_than_processes_is_one_line_error(fake_mnist):
