@@ -1,4 +1,8 @@
-"""common/augment.py: shapes, ranges, determinism under a seed, and MXNet's documented behaviour."""
+"""common/augment.py: shapes, ranges, determinism under a seed, and MXNet's documented behaviour (docs/formats.md
+section 8): an augmentation is checked pixel for pixel against the result computed by hand from the same draws
+(a copy of the generator)."""
+import copy
+
 import cv2
 import numpy as np
 import pytest
@@ -31,6 +35,21 @@ def smooth(h, w):
 
 def rng(seed=0):
     return np.random.default_rng(seed)
+
+
+def colours():
+    """16 x 16 BGR pixels of every kind: a gray ramp from black to white, pure and mixed colours (some with
+    channels at 0 or 255, so that clipping shows), and a seeded spread of the rest."""
+    img = np.random.default_rng(7).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    img[0] = np.linspace(0, 255, 16).astype(np.uint8)[:, None]
+    img[1, :8] = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255), (255, 0, 255),
+                  (250, 240, 245), (30, 10, 20)]
+    return img
+
+
+def twin(generator):
+    """(the generator, a copy of it): the copy draws the same numbers that the function under test will."""
+    return generator, copy.deepcopy(generator)
 
 
 def origin(crop):
@@ -192,9 +211,20 @@ def test_pad_border():
 
 
 def test_train_with_padding_then_random_crop():
-    preset = TrainPreset(height=4, width=5, pad=2, fill_value=0, rand_crop=True)
-    for seed in range(10):
-        assert preset(png(coordinates(4, 5)), rng(seed)).shape == (4, 5, 3)
+    """The crop is the window at the drawn offset of the padded image, fill pixels included."""
+    img = coordinates(4, 5)
+    padded = np.full((8, 9, 3), 99, np.uint8)  # built by hand: 2 pixels of fill_value on every side
+    padded[2:6, 2:7] = img
+    preset = TrainPreset(height=4, width=5, pad=2, fill_value=99, rand_crop=True)
+    offsets, with_fill = set(), 0
+    for seed in range(12):
+        generator, draws = twin(rng(seed))
+        out = preset(png(img), generator)
+        y, x = int(draws.integers(0, 8 - 4 + 1)), int(draws.integers(0, 9 - 5 + 1))  # U_int[0, h - H], then w
+        assert np.array_equal(out, padded[y:y + 4, x:x + 5]), (seed, y, x)
+        offsets.add((y, x))
+        with_fill += bool((out == 99).all(axis=2).any())
+    assert len(offsets) > 4 and with_fill > 4  # many windows, most of them off the image's own 4 x 5
 
 
 # --- colour --------------------------------------------------------------------------------------------
@@ -210,24 +240,84 @@ def test_brightness_contrast_saturation():
     assert (gray.max(axis=2) - gray.min(axis=2)).max() <= 1
 
 
-def test_color_jitter_range_and_determinism():
-    img = smooth(16, 16)
-    a = augment.color_jitter(img, rng(1), 0.4, 0.4, 0.4)
-    assert a.shape == img.shape and a.dtype == np.uint8
-    assert np.array_equal(a, augment.color_jitter(img, rng(1), 0.4, 0.4, 0.4))
-    ratio = augment.color_jitter(img, rng(2), 0.3, 0, 0).mean() / img.mean()
-    assert 0.69 <= ratio <= 1.31
+def gray_of(img):
+    """The gray level of each pixel (OpenCV's, 0.299 R + 0.587 G + 0.114 B in its fixed-point rounding)."""
+    return cv2.cvtColor(img.astype(np.uint8), cv2.COLOR_BGR2GRAY).astype(np.float64)
 
 
-def test_hls_shift_range():
-    img = smooth(16, 16)
-    hls = cv2.cvtColor(img, cv2.COLOR_BGR2HLS).astype(int)
-    for seed in range(10):
-        out = augment.hls_shift(img, rng(seed), 0, 0, 50)
-        delta = cv2.cvtColor(out, cv2.COLOR_BGR2HLS).astype(int)[:, :, 1] - hls[:, :, 1]
-        assert abs(np.median(delta)) <= 51
-    same = [augment.hls_shift(img, rng(3), 36, 50, 50) for _ in range(2)]
-    assert np.array_equal(*same)
+def jitter_by_hand(img, order, factors):
+    """docs/formats.md 8.1 step 4: each step on the previous step's uint8 result, saturating to 0-255."""
+    out = img.astype(np.float64)
+    for step in order:
+        a = factors[step]
+        if step == 0:    # brightness: a * pixel
+            out = a * out
+        elif step == 1:  # contrast: blend with the image's mean gray level
+            out = a * out + (1 - a) * gray_of(out).mean()
+        else:            # saturation: blend each pixel with its own gray level
+            out = a * out + (1 - a) * gray_of(out)[:, :, None]
+        out = np.clip(np.round(out), 0, 255)
+    return out
+
+
+def test_color_jitter_applies_the_drawn_factors_in_the_drawn_order():
+    img = colours()
+    strengths = (0.4, 0.5, 0.6)
+    orders = set()
+    for seed in range(8):
+        generator, draws = twin(rng(seed))
+        out = augment.color_jitter(img, generator, *strengths)
+        order = [int(i) for i in draws.permutation(3)]  # the order first, then one factor a step, in that order
+        factors = {step: 1 + draws.uniform(-strengths[step], strengths[step]) for step in order}
+        expected = jitter_by_hand(img, order, factors)
+        assert out.dtype == np.uint8 and np.array_equal(out, expected), (seed, order, factors)
+        assert generator.random() == draws.random()  # nothing else drawn
+        assert np.abs(out.astype(int) - img).max() > 20  # it did change the image
+        # the steps saturate, so the order shows in the pixels: the reverse order gives another image
+        assert not np.array_equal(out, jitter_by_hand(img, order[::-1], factors))
+        orders.add(tuple(order))
+    assert len(orders) > 2
+
+
+def test_color_jitter_skips_the_steps_without_strength():
+    img = colours()
+    generator, draws = twin(rng(3))
+    out = augment.color_jitter(img, generator, 0.3, 0, 0)
+    draws.permutation(3)
+    a = 1 + draws.uniform(-0.3, 0.3)  # the one factor: brightness
+    assert np.array_equal(out, np.clip(np.round(img * a), 0, 255).astype(np.uint8))
+    assert generator.random() == draws.random()
+
+
+def hls_by_hand(img, h, s, l):
+    """docs/formats.md 8.1 step 5: add (h, l, s) in OpenCV's 8-bit HLS, clip to 0-180 and 0-255, back to BGR."""
+    hls = cv2.cvtColor(img, cv2.COLOR_BGR2HLS).astype(int) + np.array([h, l, s])
+    hls = np.clip(hls, 0, [180, 255, 255])
+    return cv2.cvtColor(hls.astype(np.uint8), cv2.COLOR_HLS2BGR)
+
+
+def test_hls_shift_adds_the_drawn_offsets():
+    img = colours()
+    for seed in range(6):
+        generator, draws = twin(rng(seed))
+        out = augment.hls_shift(img, generator, 30, 40, 60)
+        h, s, l = (int(draws.uniform(-m, m)) for m in (30, 40, 60))  # hue, saturation, lightness
+        assert len({h, s, l}) == 3  # distinct offsets: a channel mix-up would show
+        assert np.array_equal(out, hls_by_hand(img, h, s, l)), (seed, h, s, l)
+        assert generator.random() == draws.random()
+        assert not np.array_equal(out, img)
+
+
+def test_hls_lightness_shift_moves_the_lightness():
+    img = colours()
+    generator, draws = twin(rng(1))
+    out = augment.hls_shift(img, generator, 0, 0, 50)
+    _, _, l = (int(draws.uniform(-m, m)) for m in (0, 0, 50))  # U(-0, 0) draws too
+    assert abs(l) > 10
+    before, after = (cv2.cvtColor(i, cv2.COLOR_BGR2HLS).astype(int) for i in (img, out))
+    mid = (before[:, :, 1] > 60) & (before[:, :, 1] < 190)  # away from black and white, no clipping
+    assert abs(np.median(after[:, :, 1][mid] - before[:, :, 1][mid]) - l) <= 1
+    assert np.array_equal(out, hls_by_hand(img, 0, 0, l))
 
 
 def test_pca_lighting_adds_one_offset_per_channel():

@@ -21,16 +21,20 @@ def make_args(*argv):
     return parser.parse_args([str(a) for a in argv])
 
 
-def write_rec(path, count, *, size=(12, 10), label=lambda i: i % 3, index=True, bad=()):
-    """`count` PNG records whose pixels hold the record number in the blue channel (BGR), red = 200."""
+def write_rec(path, count, *, size=(12, 10), label=lambda i: i % 3, index=True, bad=(), pixels=None):
+    """`count` PNG records whose pixels hold the record number in the blue channel (BGR), red = 200; or the
+    images `pixels(i, size)` when given."""
     if index:
         writer = IndexedRecordWriter(str(path.with_suffix(".idx")), str(path))
     else:
         writer = RecordWriter(str(path))
     with writer:
         for i in range(count):
-            img = np.zeros((*size, 3), np.uint8)
-            img[:, :, 0], img[:, :, 2] = i, 200
+            if pixels is None:
+                img = np.zeros((*size, 3), np.uint8)
+                img[:, :, 0], img[:, :, 2] = i, 200
+            else:
+                img = pixels(i, size)
             header = IRHeader(0, float(label(i)), i, 0)
             if i in bad:
                 payload = pack(header, b"broken")
@@ -116,14 +120,42 @@ def test_fresh_shuffle_per_epoch_reproducible_from_seed(tmp_path):
     assert ids(other_seed) != orders[0]
 
 
+def coordinate_coded(i, size):
+    """Pixel (y, x) holds 8x + 4 in blue, 8y + 4 in green and 150 in red (BGR): a crop's offset and a
+    mirror can be read back even after brightness has scaled every value by the same factor."""
+    y, x = np.mgrid[0:size[0], 0:size[1]]
+    return np.stack([8 * x + 4, 8 * y + 4, np.full(size, 150)], axis=2).astype(np.uint8)
+
+
+def crop_and_mirror(image):
+    """(y, x, mirrored) of the window of a coordinate_coded image that an RGB CHW `image` shows; the factor
+    that brightness multiplied it by comes from the red plane."""
+    red, green, blue = image.double()
+    factor = red / 150
+    ys, xs = torch.round((green / factor - 4) / 8).long(), torch.round((blue / factor - 4) / 8).long()
+    h, w = ys.shape
+    y0, x0, mirrored = int(ys[0, 0]), int(xs[0, 0]), bool(xs[0, 1] < xs[0, 0])
+    assert torch.equal(ys, y0 + torch.arange(h)[:, None].expand(h, w))
+    step = -1 if mirrored else 1
+    assert torch.equal(xs, x0 + step * torch.arange(w)[None, :].expand(h, w))
+    return y0, x0 - (w - 1) * mirrored, mirrored
+
+
 def test_augmentation_is_the_same_whatever_the_worker_count(tmp_path):
-    rec = write_rec(tmp_path / "a.rec", 12, size=(16, 16))
+    rec = write_rec(tmp_path / "a.rec", 12, size=(16, 16), pixels=coordinate_coded)
     argv = ("--random-crop", 1, "--random-mirror", 1, "--brightness", 0.3)
     in_process, _ = loaders(rec, *argv)
     with_workers, _ = data.get_rec_iter(make_args("--data-train", rec, "--image-shape", "3,8,8",
                                                   "--data-nthreads", 2, *argv), DistInfo())
+    windows, factors = [], set()
     for a, b in zip(in_process, with_workers, strict=True):
         assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+        windows += [crop_and_mirror(image) for image in a[0]]
+        factors |= {int(v) for v in a[0][:, 0, 0, 0]}  # red, 150 before brightness
+    # the augmentations did change the pixels: crops at several offsets (0..8), some mirrored, brightness
+    assert len(windows) == 12 and all(0 <= y <= 8 and 0 <= x <= 8 for y, x, _ in windows)
+    assert len({(y, x) for y, x, _ in windows}) > 6 and 0 < sum(m for _, _, m in windows) < 12
+    assert len(factors) > 6
 
 
 @pytest.mark.parametrize("world_size", [2, 3])
