@@ -28,9 +28,11 @@ log = logging.getLogger(__name__)
 
 class Batches(Protocol):
     """What every loader is. Iterating gives this process's `(images, labels)` batches of one epoch: uint8
-    NCHW images (0-255) and int64 class labels, on the CPU. `len()` is the number of batches, the same in
-    every process. `set_epoch(epoch)` picks the epoch's order, a function of (seed, epoch, rank) only, so a
-    resumed run sees the same data. `mean` and `std` (0-255 scale, one value per channel) are what the
+    NCHW images (0-255) and int64 class labels, on the CPU. `len()` is the number of batches: for training,
+    the same in every process, batch by batch of the same size (DDP pairs their collectives); a
+    validation shard may be a batch shorter, since evaluation reduces only once, at the end.
+    `set_epoch(epoch)` picks the epoch's order, a function of (seed, epoch, rank) only, so a resumed run
+    sees the same data. `mean` and `std` (0-255 scale, one value per channel) are what the
     `Normalizer` applies."""
     mean: tuple[float, ...]
     std: tuple[float, ...]
