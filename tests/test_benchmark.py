@@ -35,6 +35,19 @@ for batch in range(0, 10**6, 10):
     time.sleep(0.1)
 """
 
+# Leaves its pids and those of a child that sleeps, prints five speed lines at once, says so by creating the
+# file argv[2], then hangs: the speeds it logs before a time limit do not depend on the machine's speed.
+FIVE_SPEEDS_THEN_HANG = """
+import os, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+with open(sys.argv[1], "w") as f:
+    f.write(f"{os.getpid()} {child.pid}")
+for batch in range(0, 50, 10):
+    print(f"Node[0] Epoch[0] Batch [{batch}-{batch + 10}]\\tSpeed: {100 + batch}.00 samples/sec", flush=True)
+open(sys.argv[2], "w").close()
+time.sleep(600)
+"""
+
 
 def test_speed_lines_of_ours_launched_and_mxnet_logs():
     lines = [OURS, "launch.py: 2 worker(s) on localhost", LAUNCHED, MXNET,
@@ -151,21 +164,40 @@ def wait_gone(pids: list[int], seconds: float = 5.0) -> bool:
     return False
 
 
-@pytest.mark.parametrize("windows, time_limit", [(3, 30.0), (1000, 1.5)])
-def test_a_run_stops_with_everything_it_started(tmp_path, windows, time_limit):
-    """Stopped after enough speed lines, or at the time limit: the child it started goes too."""
-    pids = tmp_path / "pids"
+def test_a_run_stops_after_enough_speed_lines_with_everything_it_started(tmp_path):
+    """Stopped once it has logged `windows` speeds after the first: the child it started goes too."""
+    pids, time_limit = tmp_path / "pids", 300.0
     started = time.monotonic()
     speeds, code = timed_run([sys.executable, "-c", SPEEDS_FOREVER, str(pids)], str(tmp_path / "run.log"),
-                             time_limit, windows, dict(os.environ))
-    assert code is None
-    assert time.monotonic() - started < min(time_limit, 10) + 3
-    if windows == 3:
-        assert speeds == [100.0, 110.0, 120.0, 130.0]
-    else:
-        assert 5 <= len(speeds) <= 20
-    assert wait_gone([int(p) for p in pids.read_text().split()])
+                             time_limit, 3, dict(os.environ))
+    assert code is None and speeds == [100.0, 110.0, 120.0, 130.0]
+    assert time.monotonic() - started < time_limit, "stopped by the time limit, not by the speed lines"
+    assert wait_gone([int(p) for p in pids.read_text().split()], seconds=60)
     assert (tmp_path / "run.log").read_text().count("Speed:") >= len(speeds)
+
+
+def test_a_run_stops_at_the_time_limit_with_everything_it_started(tmp_path):
+    """Never enough speed lines: stopped at the time limit with the speeds logged so far, and the child it
+    started goes too. The limit starts short and doubles until the worker had printed its five lines
+    before it, so no machine is too slow or too loaded for the test."""
+    time_limit = 1.5
+    while True:
+        pids, printed, log = tmp_path / f"pids-{time_limit:g}", tmp_path / f"printed-{time_limit:g}", \
+            tmp_path / f"run-{time_limit:g}.log"
+        started = time.monotonic()
+        speeds, code = timed_run([sys.executable, "-c", FIVE_SPEEDS_THEN_HANG, str(pids), str(printed)],
+                                 str(log), time_limit, 1000, dict(os.environ))
+        assert code is None
+        assert time.monotonic() - started >= time_limit * 0.99, "stopped before the time limit"
+        if pids.exists():
+            assert wait_gone([int(p) for p in pids.read_text().split()], seconds=60)
+        if printed.exists():
+            break
+        assert time_limit < 200, f"the worker printed no five speed lines in {time_limit:g} s"
+        time_limit *= 2
+    assert speeds == [100.0, 110.0, 120.0, 130.0, 140.0]
+    assert [line for line in log.read_text().splitlines() if line.startswith("Node[0]")] == [
+        f"Node[0] Epoch[0] Batch [{b}-{b + 10}]\tSpeed: {100 + b}.00 samples/sec" for b in range(0, 50, 10)]
 
 
 def test_a_failed_run_gives_its_exit_code(tmp_path):

@@ -33,11 +33,11 @@ def test_dist_kv_store_without_launcher_is_one_line_error(fake_mnist):
 
 
 def missing_gpu() -> tuple[tuple[str, str], str]:
-    """(--gpus option, its error) for a GPU this machine lacks: any GPU without CUDA, else one past the last."""
+    """(--gpus option, its error) for a GPU this machine lacks: any without CUDA, else one past the last."""
     if not torch.cuda.is_available():
         return ("--gpus", "0,1"), "asked for a GPU but this machine has none"
     count = torch.cuda.device_count()
-    return ("--gpus", f"0,{count}"), f"--gpus asks for GPU {count} but this machine has {count} (0-{count - 1})"
+    return ("--gpus", f"0,{count}"), f"asks for GPU {count} but this machine has {count} (0-{count - 1})"
 
 
 @pytest.mark.parametrize("options, message", [
