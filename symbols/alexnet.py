@@ -1,7 +1,8 @@
 """AlexNet, as MXNet's `symbols/alexnet.py`: Krizhevsky et al., "ImageNet Classification with Deep
-Convolutional Neural Networks". Convolutions conv1-conv5 with ReLU, local response normalisation after the
-first two poolings (size 5, alpha 1e-4, beta 0.75, k 1: x / (k + alpha / size * sum x^2) ^ beta as MXNet's
-LRN), 3x3 stride-2 max-pooling, classifier fc1, fc2 (ReLU, dropout 0.5) and fc3.
+Convolutional Neural Networks". Convolutions conv1-conv5 with ReLU; after the ReLU of conv1 and conv2 a local
+response normalisation (size 5, alpha 1e-4, beta 0.75, k 2: x / (k + alpha / size * sum x^2) ^ beta as MXNet's
+LRN with knorm 2) and then 3x3 stride-2 max-pooling, which also follows conv5; classifier fc1, fc2 (ReLU,
+dropout 0.5) and fc3.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from symbols.layers import Unit
 
 
 def lrn(x: torch.Tensor) -> torch.Tensor:
-    return F.local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=1.0)
+    return F.local_response_norm(x, size=5, alpha=1e-4, beta=0.75, k=2.0)
 
 
 class AlexNet(nn.Module):
@@ -40,8 +41,8 @@ class AlexNet(nn.Module):
         self.dropout = nn.Dropout(0.5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = lrn(F.max_pool2d(self.units[0](x), 3, 2))
-        x = lrn(F.max_pool2d(self.units[1](x), 3, 2))
+        x = F.max_pool2d(lrn(self.units[0](x)), 3, 2)
+        x = F.max_pool2d(lrn(self.units[1](x)), 3, 2)
         for unit in self.units[2:]:
             x = unit(x)
         x = F.max_pool2d(x, 3, 2)

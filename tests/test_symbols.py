@@ -192,7 +192,7 @@ def test_alexnet_lrn_is_mxnet_formula():
     x = torch.randn(1, 7, 2, 2) * 10
     padded = F.pad(x.pow(2), (0, 0, 0, 0, 2, 2))
     window_sums = torch.stack([padded[:, c:c + 5].sum(1) for c in range(7)], 1)
-    torch.testing.assert_close(lrn(x), x / (1 + 1e-4 / 5 * window_sums) ** 0.75)
+    torch.testing.assert_close(lrn(x), x / (2 + 1e-4 / 5 * window_sums) ** 0.75)
 
 
 def test_resnet_layout_follows_image_size():
