@@ -27,7 +27,8 @@ from symbols import create_model, network_options
 # A layer name that only one family has, in the order they are tried (the first match wins).
 FAMILY_SIGNS = (
     ("resnext", "stage1_unit1_sc_bn"), ("resnet-v1", "stage1_unit1_conv1sc"), ("resnet", "stage1_unit1_sc"),
-    ("inception-bn", "conv_2_red"), ("inception-v3", "conv_conv2d"), ("inception-v4", "in_stem_conv1_3*3_conv2d"),
+    ("inception-bn", "conv_2_red"), ("inception-bn", "bn_in3a_1x1"),  # its 224x224 and its 28x28 network
+    ("inception-v3", "conv_conv2d"), ("inception-v4", "in_stem_conv1_3*3_conv2d"),
     ("mobilenetv2", "first-3x3-conv-conv2d"), ("mobilenet", "conv_2_dw_conv2d"), ("googlenet", "conv_conv1"),
     ("vgg", "conv1_1"), ("inception-resnet-v2", "batchnorm0"), ("alexnet", "conv1"), ("lenet", "convolution1"),
     ("mlp", "fc1"),
@@ -102,6 +103,8 @@ def describe(graph: MXNetGraph, arrays: dict[str, np.ndarray]) -> tuple[str, dic
                               "(and --num-layers)")
     first_conv = graph.of_op("Convolution")[0] if graph.of_op("Convolution") else None
     channels = _shape(arrays, f"{first_conv.name}_weight")[1] if first_conv else 3
+    if network == "mlp":  # 28x28 images flattened
+        channels = max(_shape(arrays, "fc1_weight")[1] // (28 * 28), 1)
     if network in RESNETS:
         return network, _describe_resnet(graph, network, channels)
     if network == "vgg":
