@@ -1,6 +1,14 @@
-"""Shared test helpers: paths, small generated MNIST files, running scripts as a user would."""
+"""Shared test helpers: paths, small generated MNIST files, running scripts as a user would; and the rule
+that nothing is skipped under CI.
+
+Under CI (the environment variable CI=true, as `.ci/run` runs) a test that skips fails instead: CI has
+requirements-dev.txt's optional packages, sshd and the real data sets, so a skip there would hide a test
+that never ran. Only tests that need a GPU (a skip reason naming a GPU or CUDA) may still skip. Every run
+ends with a "skipped tests" section that lists each skip and its reason.
+"""
 import gzip
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -79,3 +87,55 @@ def run_script(*args: str, env: dict | None = None, timeout: float = 300) -> sub
 
 
 needs_mnist = needs_dataset("mnist")
+
+
+# --- nothing skipped under CI
+
+IN_CI = os.environ.get("CI") == "true"
+# what CI machines may lack, so that a test needing it may skip there too
+MAY_SKIP_IN_CI = re.compile(r"\b(GPUs?|CUDA)\b", re.IGNORECASE)
+_skips: list[tuple[str, str]] = []  # (test, reason) of the skips this run let through
+_refused: list[tuple[str, str]] = []  # (test, reason) of the skips that failed under CI
+
+
+def _skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+def _refuse_skip_in_ci(report: pytest.TestReport | pytest.CollectReport) -> None:
+    if not report.skipped or hasattr(report, "wasxfail"):  # an xfail reports as skipped: not ours
+        return
+    reason = _skip_reason(report)
+    if IN_CI and not MAY_SKIP_IN_CI.search(reason):
+        report.outcome = "failed"
+        report.longrepr = (f"skipped under CI=true, where only tests that need a GPU may skip: {reason} "
+                           "(.ci/run installs requirements-dev.txt and sshd, and sets IMAGECLS_DATASETS)")
+        _refused.append((report.nodeid, reason))
+    else:
+        _skips.append((report.nodeid, reason))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    _refuse_skip_in_ci(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    report = yield
+    _refuse_skip_in_ci(report)  # a module that skips as a whole
+    return report
+
+
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.section("skipped tests (under CI=true a skip fails, unless the test needs a GPU)")
+    for test, reason in _skips:
+        terminalreporter.line(f"SKIPPED {test}: {reason}")
+    for test, reason in _refused:
+        terminalreporter.line(f"FAILED for skipping under CI=true: {test}: {reason}")
+    if not _skips and not _refused:
+        terminalreporter.line("no test was skipped")

@@ -10,15 +10,31 @@
 # call `ssh`).
 set -euo pipefail
 
+# Exits non-zero, saying what is missing, unless sshd, ssh, ssh-keygen and rsync are all there afterwards.
 install() {
   local missing=()
   [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
-  command -v ssh >/dev/null || missing+=(openssh-client)
+  { command -v ssh && command -v ssh-keygen; } >/dev/null || missing+=(openssh-client)
   command -v rsync >/dev/null || missing+=(rsync)
   if [ ${#missing[@]} -gt 0 ]; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    if [ "$(id -u)" != 0 ]; then
+      echo "sshd_fixture.sh: ${missing[*]} missing, and installing them needs root" >&2
+      return 1
+    fi
+    if ! { apt-get update -qq &&
+           DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
+    then
+      echo "sshd_fixture.sh: apt-get could not install ${missing[*]}" >&2
+      return 1
+    fi
   fi
+  local tool
+  for tool in /usr/sbin/sshd ssh ssh-keygen rsync; do
+    if ! command -v "$tool" >/dev/null; then
+      echo "sshd_fixture.sh: $tool is still missing after installing ${missing[*]}" >&2
+      return 1
+    fi
+  done
 }
 
 start() {
