@@ -1,14 +1,16 @@
 """fine-tune.py: MXNet's defaults, the classifier swap, and fine-tuning on Imagenette on the CPU."""
 import importlib
-import re
+import os
+import shutil
 
 import numpy as np
 import pytest
+import torch
 
-from common import checkpoint
+from common import checkpoint, fit
 from common.mxnet_import import load_model
 from conftest import run_script
-from imagenette_recs import needs_imagenette, pack_imagenette
+from imagenette_recs import IMAGENETTE, needs_imagenette, pack_imagenette
 from symbols import create_model, list_networks
 from test_mxnet_import import cifar_resnet_v2_graph, random_arrays, write_checkpoint
 from test_score import train_small_resnet
@@ -54,18 +56,60 @@ def test_mxnet_checkpoint_fine_tuned_then_scored(tmp_path):
     assert scored.returncode == 0 and "('accuracy'," in scored.stderr, scored.stderr
 
 
+def pack_imagenette_three_ways(folder, per_class: int, resize: int, pretrain_ratio: float,
+                               train_ratio: float) -> tuple[str, str, str]:
+    """The first `per_class` Imagenette images of each class, shuffled by im2rec and cut into three disjoint
+    record files: (pre-training, fine-tuning, validation) = im2rec's (_test, _train, _val)."""
+    images = os.path.join(folder, "images")
+    for wnid in sorted(os.listdir(IMAGENETTE)):
+        os.makedirs(os.path.join(images, wnid))
+        for name in sorted(os.listdir(os.path.join(IMAGENETTE, wnid)))[:per_class]:
+            os.symlink(os.path.join(IMAGENETTE, wnid, name), os.path.join(images, wnid, name))
+    prefix = os.path.join(folder, "imagenette")
+    lists = ["--list", "--recursive", "--test-ratio", str(pretrain_ratio), "--train-ratio", str(train_ratio)]
+    for extra in (lists, ["--resize", str(resize)]):
+        done = run_script("tools/im2rec.py", *extra, "--num-thread", "2", prefix, images)
+        assert done.returncode == 0, done.stderr
+    return prefix + "_test.rec", prefix + "_train.rec", prefix + "_val.rec"
+
+
+def fine_tune_accuracy(start: str, epoch: int, train: str, val: str, seed: int) -> float:
+    """fine-tune.py from checkpoint `start`, epoch `epoch`: 3 epochs on `train`; the last validation
+    accuracy."""
+    args = fine_tune.get_args_parser().parse_args([
+        "--pretrained-model", start, "--pretrained-epoch", str(epoch), "--data-train", train,
+        "--data-val", val, "--num-classes", "10", "--num-epochs", "3", "--lr", "0.05", "--mom", "0.9",
+        "--batch-size", "16", "--image-shape", "3,32,32", "--rgb-mean", "0,0,0", "--data-nthreads", "2",
+        "--gpus", "", "--seed", str(seed)])
+    torch.manual_seed(seed)  # fine-tune.py draws the new classifier before fit seeds the run
+    return fine_tune.main(args)["validation-accuracy"]
+
+
 @needs_imagenette
 @pytest.mark.slow
-def test_fine_tuning_on_imagenette_beats_chance(tmp_path):
-    """Pre-train a ResNet-8 for 3 epochs, then fine-tune it (new classifier) for an epoch, on 960 Imagenette
-    images at 32x32; 240 others are classified above chance (10%) by a clear margin."""
-    prefix = pack_imagenette(tmp_path, per_class=120, resize=36, train_ratio=0.8)
-    train, val = prefix + "_train.rec", prefix + "_val.rec"
-    pretrained, _ = train_small_resnet(tmp_path, train, val=None, epochs=3, num_layers=8)
-    done = run_script("fine-tune.py", "--pretrained-model", pretrained, "--pretrained-epoch", "3",
-                      "--data-train", train, "--data-val", val, "--num-classes", "10", "--num-epochs", "1",
-                      "--lr", "0.05", "--mom", "0.9", "--batch-size", "32", "--image-shape", "3,32,32",
-                      "--rgb-mean", "0,0,0", "--data-nthreads", "2", "--gpus", "")
-    assert done.returncode == 0, done.stderr
-    accuracy = float(re.search(r"Epoch\[0\] Validation-accuracy=([\d.]+)", done.stderr).group(1))
-    assert accuracy > 0.15, done.stderr  # chance is 0.10; runs here reach 0.26-0.29
+def test_fine_tuning_from_pretrained_beats_training_from_scratch(tmp_path):
+    """Transfer: a ResNet-8 pre-trained on 1,200 Imagenette images (4 epochs at 32x32), then fine-tuned with a
+    new classifier on 200 other images (3 epochs), classifies 600 further images clearly better than the same
+    network fine-tuned the same way (fine-tune.py, same options and seed) from freshly initialised weights.
+    Measured over 14 runs (this test with seeds 0-5, and seeds 0-7 with one thread, whose numerics differ):
+    pre-trained start 0.315-0.380, fresh start 0.135-0.265, the difference 0.100-0.202 (mean 0.146, sd
+    0.034); the margin asked, 0.05, is nearly 3 sd below the mean. Chance is 0.10; the old version of this
+    test (above 0.15 after pre-training and fine-tuning on the same images) passed even when fine-tune.py
+    threw the pre-trained weights away."""
+    pretrain, train, val = pack_imagenette_three_ways(tmp_path, per_class=200, resize=36, pretrain_ratio=0.6,
+                                                      train_ratio=0.1)
+    seed = 0
+    pretrained, _ = train_small_resnet(tmp_path, pretrain, val=None, epochs=4, num_layers=8, batch_size=32,
+                                       seed=seed)
+    # the same network (the pre-trained checkpoint's symbol file) with weights freshly initialised as fit.py
+    # initialises them, saved as epoch 0
+    scratch = str(tmp_path / "scratch")
+    shutil.copy(checkpoint.symbol_path(pretrained), checkpoint.symbol_path(scratch))
+    model, _ = load_model(pretrained, 4)
+    torch.manual_seed(seed)
+    fit.initialize(model, "default", "resnet")
+    checkpoint.save_params(scratch, 0, model)
+
+    transferred = fine_tune_accuracy(pretrained, 4, train, val, seed)
+    from_scratch = fine_tune_accuracy(scratch, 0, train, val, seed)
+    assert transferred > from_scratch + 0.05 and transferred > 0.25, (transferred, from_scratch)

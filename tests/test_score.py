@@ -82,10 +82,10 @@ def test_score_counts_a_hand_set_model_right_on_6_of_8_classes(tmp_path):
     assert (result["num_images"], result["accuracy"], result["top_k_accuracy_5"]) == (16, 0.875, 0.9375)
 
 
-def train_small_resnet(tmp_path, rec: str, val: str | None = "same", epochs: int = 1, num_layers: int = 20
-                       ) -> tuple[str, str]:
-    """Train a CIFAR-style ResNet (20 layers) on 32x32 crops of `rec` with common/fit.py, validating on `val` (by
-    default `rec` itself); returns (checkpoint prefix, log file)."""
+def train_small_resnet(tmp_path, rec: str, val: str | None = "same", epochs: int = 1, num_layers: int = 20,
+                       batch_size: int = 16, seed: int = 0) -> tuple[str, str]:
+    """Train a CIFAR-style ResNet (20 layers) on 32x32 crops of `rec` with common/fit.py, validating on `val`
+    (by default `rec` itself); returns (checkpoint prefix, log file)."""
     parser = cli.ArgumentParser()
     fit.add_fit_args(parser)
     data.add_data_args(parser)
@@ -93,7 +93,8 @@ def train_small_resnet(tmp_path, rec: str, val: str | None = "same", epochs: int
     prefix, log = str(tmp_path / "r20"), str(tmp_path / "train.log")
     args = parser.parse_args(["--network", "resnet", "--num-layers", str(num_layers), "--image-shape", "3,32,32",
                               "--data-train", rec, "--num-classes", "10", "--rgb-mean", "0,0,0",
-                              "--num-epochs", str(epochs), "--batch-size", "16", "--top-k", "5", "--data-nthreads", "0",
+                              "--num-epochs", str(epochs), "--batch-size", str(batch_size), "--top-k", "5",
+                              "--data-nthreads", "0", "--seed", str(seed),
                               "--model-prefix", prefix, "--log-file", log, "--gpus", "",
                               *(["--data-val", rec if val == "same" else val] if val else [])])
     fit.fit(args, create_model(args.network, **vars(args)), data.get_rec_iter)
