@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+import torch
 import torch.nn as nn
 
 from common import cli, data, fit, modelzoo
@@ -88,6 +89,7 @@ def main(args: argparse.Namespace) -> dict[str, float]:
     prefix, epoch = modelzoo.resolve(args.pretrained_model, args.pretrained_epoch, args.model_dir,
                                      "--pretrained-epoch")
     model, info = load_model(prefix, epoch, args.network, args.num_layers)
+    torch.manual_seed(args.seed)  # the new classifier's initial weights follow --seed
     replace_classifier(model, info, args.num_classes, args.layer_before_fullc, args.initializer)
     kwargs = {k: v for k, v in info.kwargs.items() if k != "image_shape"}
     vars(args).update(network=info.network, **kwargs)

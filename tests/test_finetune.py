@@ -25,6 +25,19 @@ def test_mxnet_defaults():
     assert (args.random_crop, args.random_mirror, args.max_random_h) == (1, 1, 0)  # augmentation level 1
 
 
+def test_the_new_classifier_follows_the_seed(tmp_path, monkeypatch):
+    write_checkpoint(tmp_path / "mx", cifar_resnet_v2_graph(3, 7), random_arrays(
+        create_model("resnet", 7, num_layers=20, image_shape="3,28,28")), epoch=0)
+    started = []
+    monkeypatch.setattr(fit, "fit", lambda args, model, *_, **__: started.append(model.fc1.weight.clone()) or {})
+    for global_seed, seed in ((1, 5), (2, 5), (1, 6)):
+        torch.manual_seed(global_seed)  # what ran before in the process must not matter
+        fine_tune.main(fine_tune.get_args_parser().parse_args([
+            "--pretrained-model", str(tmp_path / "mx"), "--pretrained-epoch", "0", "--num-classes", "10",
+            "--image-shape", "3,28,28", "--seed", str(seed)]))
+    assert torch.equal(started[0], started[1]) and not torch.equal(started[0], started[2])
+
+
 @needs_imagenette
 @pytest.mark.skipif("resnet" not in list_networks(), reason="symbols/resnet.py is not there yet")
 def test_mxnet_checkpoint_fine_tuned_then_scored(tmp_path):
@@ -81,7 +94,6 @@ def fine_tune_accuracy(start: str, epoch: int, train: str, val: str, seed: int) 
         "--data-val", val, "--num-classes", "10", "--num-epochs", "3", "--lr", "0.05", "--mom", "0.9",
         "--batch-size", "16", "--image-shape", "3,32,32", "--rgb-mean", "0,0,0", "--data-nthreads", "2",
         "--gpus", "", "--seed", str(seed)])
-    torch.manual_seed(seed)  # fine-tune.py draws the new classifier before fit seeds the run
     return fine_tune.main(args)["validation-accuracy"]
 
 
