@@ -1,6 +1,5 @@
 """fine-tune.py: MXNet's defaults, the classifier swap, and fine-tuning on Imagenette on the CPU."""
 import importlib
-import os
 import shutil
 
 import numpy as np
@@ -10,7 +9,7 @@ import torch
 from common import checkpoint, fit
 from common.mxnet_import import load_model
 from conftest import run_script
-from imagenette_recs import IMAGENETTE, needs_imagenette, pack_imagenette
+from imagenette_recs import needs_imagenette, pack_imagenette
 from symbols import create_model, list_networks
 from test_mxnet_import import cifar_resnet_v2_graph, random_arrays, write_checkpoint
 from test_score import train_small_resnet
@@ -73,16 +72,7 @@ def pack_imagenette_three_ways(folder, per_class: int, resize: int, pretrain_rat
                                train_ratio: float) -> tuple[str, str, str]:
     """The first `per_class` Imagenette images of each class, shuffled by im2rec and cut into three disjoint
     record files: (pre-training, fine-tuning, validation) = im2rec's (_test, _train, _val)."""
-    images = os.path.join(folder, "images")
-    for wnid in sorted(os.listdir(IMAGENETTE)):
-        os.makedirs(os.path.join(images, wnid))
-        for name in sorted(os.listdir(os.path.join(IMAGENETTE, wnid)))[:per_class]:
-            os.symlink(os.path.join(IMAGENETTE, wnid, name), os.path.join(images, wnid, name))
-    prefix = os.path.join(folder, "imagenette")
-    lists = ["--list", "--recursive", "--test-ratio", str(pretrain_ratio), "--train-ratio", str(train_ratio)]
-    for extra in (lists, ["--resize", str(resize)]):
-        done = run_script("tools/im2rec.py", *extra, "--num-thread", "2", prefix, images)
-        assert done.returncode == 0, done.stderr
+    prefix = pack_imagenette(folder, per_class, resize, train_ratio=train_ratio, test_ratio=pretrain_ratio)
     return prefix + "_test.rec", prefix + "_train.rec", prefix + "_val.rec"
 
 
