@@ -1,5 +1,6 @@
-"""What every command-line script shares: the user-error type, MXNet's log-line prefix, option parsing with
-presets, and `run_main`, which turns a user's mistake into one line on stderr and exit code 2.
+"""What every command-line script shares: the user-error types, MXNet's log-line prefix, option parsing
+(presets, `--image-shape`), and `run_main`, which turns a user's mistake into one line on stderr and exit
+code 2.
 """
 from __future__ import annotations
 
