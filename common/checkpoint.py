@@ -23,6 +23,7 @@ import torch.nn as nn
 
 from common import mxnet_params
 from common.cli import UserError
+from common.download import file_digest
 
 SYMBOL_FORMAT = "image-classification-torch/1"
 PARAMS_DIGEST = "params_sha256"  # the .states key holding the sha256 (hex) of its .params file's bytes
@@ -141,10 +142,11 @@ def load_symbol(prefix: str) -> dict[str, Any]:
     return doc
 
 
-def save_params(prefix: str, epoch: int, model: nn.Module) -> str:
-    """Write the weights alone as `prefix-NNNN.params` (training writes them with `save_checkpoint`)."""
+def save_params(prefix: str, epoch: int, model: nn.Module, data: bytes | None = None) -> str:
+    """Write the weights alone as `prefix-NNNN.params` (training writes them with `save_checkpoint`);
+    `data` is their bytes when already made."""
     path = params_path(prefix, epoch)
-    data = mxnet_params.dumps(to_mxnet_arrays(model))
+    data = mxnet_params.dumps(to_mxnet_arrays(model)) if data is None else data
     atomic_write(path, lambda f: f.write(data))
     return path
 
@@ -156,9 +158,7 @@ def save_checkpoint(prefix: str, epoch: int, model: nn.Module, states: dict[str,
     bytes than theirs, which `load_states` reports."""
     data = mxnet_params.dumps(to_mxnet_arrays(model))
     save_states(prefix, epoch, {**states, PARAMS_DIGEST: hashlib.sha256(data).hexdigest()})
-    path = params_path(prefix, epoch)
-    atomic_write(path, lambda f: f.write(data))
-    return path
+    return save_params(prefix, epoch, model, data)
 
 
 def read_params(path: str) -> dict[str, np.ndarray]:
@@ -176,14 +176,6 @@ def load_params(model: nn.Module, prefix: str, epoch: int) -> None:
 
 def save_states(prefix: str, epoch: int, states: dict[str, Any]) -> None:
     atomic_write(states_path(prefix, epoch), lambda f: torch.save(states, f))
-
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_states(prefix: str, epoch: int) -> dict[str, Any]:
@@ -205,7 +197,7 @@ def load_states(prefix: str, epoch: int) -> dict[str, Any]:
         if not os.path.exists(params):
             raise CheckpointError(f"{params} not found (its {os.path.basename(path)} is there: a save "
                                   "interrupted before the weights were written?)")
-        if file_sha256(params) != expected:
+        if file_digest(params) != expected:
             raise CheckpointError(
                 f"{path} was saved with other weights than {params} holds (a save interrupted between "
                 f"the two files?): resume from another epoch, or delete {os.path.basename(path)} to "

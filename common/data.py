@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import logging
 import os
 import struct
@@ -20,7 +21,7 @@ from common import cli
 from common.augment import EvalPreset, TrainPreset
 from common.cli import DataError, UserError, parse_image_shape
 from common.dist import DistInfo
-from common.download import download, file_digest
+from common.download import download
 from common.recordio import RecordIOError, RecordReader, read_index, unpack
 
 log = logging.getLogger(__name__)
@@ -125,13 +126,18 @@ MNIST_FILES = {  # name -> (IDX magic, sha256 of the original gz file)
 }
 
 
-def read_idx(path: str, expected_magic: int) -> np.ndarray:
-    """Read a gzip-compressed IDX file (MNIST's format) into a uint8 array, checking magic and size."""
+def read_idx(path: str, expected_magic: int, sha256: str | None = None, remedy: str = "") -> np.ndarray:
+    """Read a gzip-compressed IDX file (MNIST's format) into a uint8 array, checking magic and size, and the
+    sha256 of the file when given (`remedy` then says what to do about a damaged file)."""
     try:
-        with gzip.open(path, "rb") as f:
-            raw = f.read()
+        with open(path, "rb") as f:
+            compressed = f.read()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
+    if sha256 is not None and (digest := hashlib.sha256(compressed).hexdigest()) != sha256:
+        raise DataError(f"{path}: damaged (sha256 {digest}, expected {sha256}); {remedy}")
+    try:
+        raw = gzip.decompress(compressed)
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: not a complete gzip file ({e})") from None
     if len(raw) < 8:
@@ -148,16 +154,16 @@ def read_idx(path: str, expected_magic: int) -> np.ndarray:
     return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
 
 
+RESTORE_EMBEDDED = "restore it (git checkout -- data/mnist) or give --data-dir"
+
+
 def mnist_file(data_dir: str | None, name: str) -> str:
     """Path of MNIST file `name`: in `data_dir`, downloaded first if it is not there; with `data_dir` None,
-    the copy the repository carries (EMBEDDED_MNIST), checked against its sha256 at every read."""
+    the copy the repository carries (EMBEDDED_MNIST), whose sha256 `load_mnist` checks at every read."""
     if data_dir is None:
-        path, expected = os.path.join(EMBEDDED_MNIST, name), MNIST_FILES[name][1]
-        restore = "restore it (git checkout -- data/mnist) or give --data-dir"
+        path = os.path.join(EMBEDDED_MNIST, name)
         if not os.path.exists(path):
-            raise DataError(f"{path}: missing from this copy of the repository; {restore}")
-        if (digest := file_digest(path)) != expected:
-            raise DataError(f"{path}: damaged (sha256 {digest}, expected {expected}); {restore}")
+            raise DataError(f"{path}: missing from this copy of the repository; {RESTORE_EMBEDDED}")
         return path
     path = os.path.join(data_dir, name)
     if not os.path.exists(path):
@@ -174,8 +180,9 @@ def load_mnist(data_dir: str | None, train: bool) -> tuple[torch.Tensor, torch.T
     image_name, label_name = f"{split}-images-idx3-ubyte.gz", f"{split}-labels-idx1-ubyte.gz"
     arrays = []
     for name in (image_name, label_name):
-        path = mnist_file(data_dir, name)
-        arrays.append(read_idx(path, MNIST_FILES[name][0]))
+        magic, sha256 = MNIST_FILES[name]
+        check = sha256 if data_dir is None else None  # the embedded copy; downloads were checked as they came
+        arrays.append(read_idx(mnist_file(data_dir, name), magic, check, RESTORE_EMBEDDED))
     images, labels = arrays
     if len(images) != len(labels):
         raise DataError(f"{data_dir or EMBEDDED_MNIST}: {len(images)} images but {len(labels)} labels")

@@ -199,8 +199,10 @@ def parse_speedometer_line(line: str) -> SpeedometerLine | None:
     """The Speedometer line in `line`, wherever it starts in it; None when there is none or one of its
     numbers does not parse (`--test-io`'s `Batch [B]\tSpeed: ...` lines, without an epoch, are not one)."""
     m = _SPEEDOMETER_LINE.search(line)
-    if m is None:
-        return None
+    return None if m is None else _speedometer(m)
+
+
+def _speedometer(m: re.Match) -> SpeedometerLine | None:
     try:
         metrics = {name.removeprefix("Train-"): float(value) for name, value in _NAME_VALUE.findall(m[5])}
         first_batch = None if m[2] is None else int(m[2])
@@ -211,8 +213,8 @@ def parse_speedometer_line(line: str) -> SpeedometerLine | None:
 
 def _parse_log_line(line: str) -> dict | None:
     """A log line as a (partial) record, or None for lines that carry no metrics."""
-    if _SPEEDOMETER_LINE.search(line):  # one whose numbers do not parse is no other line either
-        speed = parse_speedometer_line(line)
+    if m := _SPEEDOMETER_LINE.search(line):  # one whose numbers do not parse is no other line either
+        speed = _speedometer(m)
         return None if speed is None else {"kind": "batch", "epoch": speed.epoch, "batch": speed.batch,
                                            "samples_per_sec": speed.samples_per_sec, "train": speed.metrics}
     try:
