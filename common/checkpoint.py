@@ -8,6 +8,8 @@
 Every file is written to a temporary name and renamed, so an interrupted save leaves the old files whole.
 A checkpoint writes its `.states` before its `.params`: a save interrupted between the two leaves either no
 new `.params` or a `.states` whose digest names other weights, and resuming from such a pair is an error.
+With --ema-decay the weight average is a checkpoint of its own, `prefix-ema-symbol.json` and
+`prefix-ema-NNNN.params`, written before the `.states`, which keeps its digest too.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from common.download import file_digest
 
 SYMBOL_FORMAT = "image-classification-torch/1"
 PARAMS_DIGEST = "params_sha256"  # the .states key holding the sha256 (hex) of its .params file's bytes
+EMA_DIGEST = "ema_params_sha256"  # ... and of the weight average's .params
 
 _BN_NAMES = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_var"}
 _SKIPPED_BUFFERS = {"num_batches_tracked"}
@@ -112,6 +115,11 @@ def states_path(prefix: str, epoch: int) -> str:
     return f"{prefix}-{epoch:04d}.states"
 
 
+def ema_prefix(prefix: str) -> str:
+    """Where the weight average of a run saving to `prefix` goes: a checkpoint prefix of its own."""
+    return f"{prefix}-ema"
+
+
 def symbol_path(prefix: str) -> str:
     return f"{prefix}-symbol.json"
 
@@ -151,13 +159,20 @@ def save_params(prefix: str, epoch: int, model: nn.Module, data: bytes | None = 
     return path
 
 
-def save_checkpoint(prefix: str, epoch: int, model: nn.Module, states: dict[str, Any]) -> str:
-    """Write the pair `prefix-NNNN.states` (`states` plus the sha256 of the weights' bytes), then
-    `prefix-NNNN.params`; return the .params path. In this order an interrupted save never leaves a
-    `.params` without the `.states` written for it, and a `.states` left beside older weights names other
-    bytes than theirs, which `load_states` reports."""
+def save_checkpoint(prefix: str, epoch: int, model: nn.Module, states: dict[str, Any],
+                    average: nn.Module | None = None) -> str:
+    """Write the weight average `average` if given (`prefix-ema-NNNN.params`), then `prefix-NNNN.states`
+    (`states` plus the sha256 of the weights' bytes and of the average's), then `prefix-NNNN.params`; return
+    the .params path. In this order an interrupted save never leaves a `.params` without the `.states`
+    written for it, and a `.states` left beside older weights names other bytes than theirs, which
+    `load_states` and `load_params` report."""
+    digests = {}
+    if average is not None:
+        average_data = mxnet_params.dumps(to_mxnet_arrays(average))
+        save_params(ema_prefix(prefix), epoch, average, average_data)
+        digests[EMA_DIGEST] = hashlib.sha256(average_data).hexdigest()
     data = mxnet_params.dumps(to_mxnet_arrays(model))
-    save_states(prefix, epoch, {**states, PARAMS_DIGEST: hashlib.sha256(data).hexdigest()})
+    save_states(prefix, epoch, {**states, **digests, PARAMS_DIGEST: hashlib.sha256(data).hexdigest()})
     return save_params(prefix, epoch, model, data)
 
 
@@ -169,8 +184,12 @@ def read_params(path: str) -> dict[str, np.ndarray]:
     return mxnet_params.load(path)
 
 
-def load_params(model: nn.Module, prefix: str, epoch: int) -> None:
+def load_params(model: nn.Module, prefix: str, epoch: int, sha256: str | None = None) -> None:
+    """Load `prefix-NNNN.params` into `model`; with `sha256`, only if the file's bytes have that digest."""
     path = params_path(prefix, epoch)
+    if sha256 is not None and os.path.exists(path) and file_digest(path) != sha256:
+        raise CheckpointError(f"{path} is not the file its checkpoint was saved with (a save interrupted "
+                              "between the files?): resume from another epoch")
     load_mxnet_arrays(model, read_params(path), path)
 
 

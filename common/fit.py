@@ -26,8 +26,11 @@ from common import checkpoint, dist
 from common.cli import UserError, setup_logging
 from common.data import Batches, LoaderFactory, Normalizer
 from common.dist import DistInfo
+from common.ema import WeightAverage
 from common.metrics import Meter, evaluate, format_metrics
 from common.metrics_log import MetricsLog, tensorboard_available
+from common.mixup import MixedBatch, batch_rng, mix
+from symbols.layers import synchronize_batchnorm
 
 log = logging.getLogger("fit")
 
@@ -56,7 +59,8 @@ def add_fit_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     train.add_argument("--lr-factor", type=float, default=0.1, help="the ratio to reduce lr on each step")
     train.add_argument("--lr-step-epochs", type=str,
                        help="the epochs to reduce the lr, e.g. 30,60; 'powN' for polynomial decay of power N to 0 "
-                            "at the end of --num-epochs ('pow1': linear)")
+                            "at the end of --num-epochs ('pow1': linear); 'cosine' for a half cosine from --lr "
+                            "after the warm-up to 0 at the end of --num-epochs")
     train.add_argument("--warmup-epochs", type=int, default=0,
                        help="epochs over which the lr rises linearly from 0 to --lr (0: no warm-up)")
     train.add_argument("--initializer", type=str, default="default", choices=INITIALIZERS,
@@ -84,6 +88,22 @@ def add_fit_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
                        help="write metrics.jsonl here (with --model-prefix it goes to PREFIX-metrics.jsonl)")
     train.add_argument("--tensorboard", type=str, metavar="DIR",
                        help="also write TensorBoard scalars to DIR (needs the tensorboard package)")
+    recipe = parser.add_argument_group("Recipe", "regularisation and averaging of modern recipes, all off by "
+                                       "default (MXNet has none; the names are timm's)")
+    recipe.add_argument("--label-smoothing", type=float, default=0.0,
+                        help="train towards 1 - E on the label and E spread over all classes (0: off)")
+    recipe.add_argument("--mixup", type=float, default=0.0,
+                        help="mixup alpha: blend each batch with itself reversed, ratio ~ Beta(A, A) (0: off)")
+    recipe.add_argument("--cutmix", type=float, default=0.0,
+                        help="CutMix alpha: paste a box of the reversed batch, area ~ Beta(A, A) (0: off); "
+                             "with --mixup too, each batch takes one of the two at random")
+    recipe.add_argument("--mixup-off-epochs", type=int, default=0,
+                        help="train the last K epochs without mixup and CutMix")
+    recipe.add_argument("--ema-decay", type=float, default=0.0,
+                        help="keep an exponential moving average of the weights with this decay per step, e.g. "
+                             "0.999; validated as Validation-ema-*, saved as PREFIX-ema-NNNN.params (0: off)")
+    recipe.add_argument("--sync-bn", type=int, default=0,
+                        help="1: BatchNorm statistics over the batch of all processes, not each process's share")
     return train
 
 
@@ -103,11 +123,19 @@ def check_args(args: argparse.Namespace) -> None:
     if args.kv_store == "dist_async":
         raise FitError("--kv-store dist_async is not supported: training is synchronous "
                        "(use dist_sync or dist_device_sync)")
-    if args.lr_step_epochs and not args.lr_step_epochs.startswith("pow"):
+    if args.lr_step_epochs and args.lr_step_epochs != "cosine" and not args.lr_step_epochs.startswith("pow"):
         try:
             [int(e) for e in args.lr_step_epochs.split(",")]
         except ValueError:
-            raise FitError(f"--lr-step-epochs '{args.lr_step_epochs}' must be epochs like 30,60 or pow2") from None
+            raise FitError(f"--lr-step-epochs '{args.lr_step_epochs}' must be epochs like 30,60, "
+                           "cosine or pow2") from None
+    if not 0 <= args.label_smoothing < 1:
+        raise FitError(f"--label-smoothing must be in [0, 1), got {args.label_smoothing}")
+    if not 0 <= args.ema_decay < 1:
+        raise FitError(f"--ema-decay must be in [0, 1), got {args.ema_decay}")
+    for option in ("mixup", "cutmix", "mixup_off_epochs"):
+        if getattr(args, option) < 0:
+            raise FitError(f"--{option.replace('_', '-')} must be >= 0, got {getattr(args, option)}")
 
 
 @torch.no_grad()
@@ -170,12 +198,15 @@ def build_optimizer(args: argparse.Namespace, model: nn.Module) -> torch.optim.O
 def learning_rate(args: argparse.Namespace, step: int, steps_per_epoch: int) -> float:
     """The lr of update number `step` (0-based): optional linear warm-up, then MXNet's multi-factor steps
     at the epochs of --lr-step-epochs, or polynomial decay for 'powN'. A pure function of the step, so a
-    resumed run continues the same schedule."""
+    resumed run continues the same schedule. 'cosine' falls from --lr after the warm-up to 0 at the end."""
     total = max(1, args.num_epochs * steps_per_epoch)
     warmup = args.warmup_epochs * steps_per_epoch
     if step < warmup:
         return args.lr * (step + 1) / warmup
     spec = args.lr_step_epochs or ""
+    if spec == "cosine":
+        progress = min(step - warmup, total - warmup) / max(1, total - warmup)
+        return args.lr * 0.5 * (1 + math.cos(math.pi * progress))
     if spec.startswith("pow"):
         power = float(spec[3:].lstrip("- ") or 2)
         return args.lr * (1 - min(step, total) / total) ** power
@@ -200,6 +231,12 @@ class Training:
     metrics: MetricsLog
     steps_per_epoch: int
     global_step: int = 0
+    ema: WeightAverage | None = None
+
+    def mixing(self, epoch: int) -> bool:
+        """Whether batches of `epoch` are mixed (--mixup/--cutmix, until the last --mixup-off-epochs)."""
+        args = self.args
+        return (args.mixup > 0 or args.cutmix > 0) and epoch < args.num_epochs - args.mixup_off_epochs
 
 
 def train_one_epoch(t: Training, epoch: int, loader: Batches) -> Meter:
@@ -210,22 +247,27 @@ def train_one_epoch(t: Training, epoch: int, loader: Batches) -> Meter:
     window_start, epoch_start = 0, time.time()
     t.model.train()
     loader.set_epoch(epoch)
+    mixing = t.mixing(epoch)
     bar = tqdm(total=len(loader), desc=f"Epoch {epoch}", leave=False, disable=None if info.is_primary else True)
     for nbatch, (images, labels) in enumerate(loader):
         images = t.normalize(images)
         labels = labels.to(info.device, non_blocking=True)
+        mixed = mix(images, labels, args.mixup, args.cutmix, batch_rng(args.seed, t.global_step, info.rank)) \
+            if mixing else None
         lr = learning_rate(args, t.global_step, t.steps_per_epoch)
         for group in t.optimizer.param_groups:
             group["lr"] = lr
         with t.autocast():
-            logits = t.model(images)
-            loss = F.cross_entropy(logits.float(), labels)
+            logits = t.model(images if mixed is None else mixed.images)
+            loss = training_loss(logits.float(), labels, mixed, args.label_smoothing)
         t.optimizer.zero_grad(set_to_none=True)
         t.scaler.scale(loss).backward()
         t.scaler.step(t.optimizer)
         t.scaler.update()
         t.global_step += 1
-        meter.update(logits, labels, loss)
+        if t.ema is not None:
+            t.ema.update()
+        meter.update(logits, labels if mixed is None else mixed.dominant_labels, loss)
         bar.update(1)
         if nbatch == 0:
             tic = time.time()  # as MXNet's Speedometer, time from the end of the first batch
@@ -242,6 +284,14 @@ def train_one_epoch(t: Training, epoch: int, loader: Batches) -> Meter:
     _check_finite(meter, epoch, window_start)
     bar.close()
     return meter
+
+
+def training_loss(logits: torch.Tensor, labels: torch.Tensor, mixed: MixedBatch | None,
+                  label_smoothing: float) -> torch.Tensor:
+    """Cross-entropy against the labels, or against the mixed batch's blended targets."""
+    if mixed is None:
+        return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+    return F.cross_entropy(logits, mixed.targets(logits.shape[1], label_smoothing))
 
 
 def _check_finite(meter: Meter, epoch: int, window_start: int) -> None:
@@ -309,6 +359,12 @@ def _train(args: argparse.Namespace, model: nn.Module, data_loader: LoaderFactor
         # change what the network learns
         torch.set_flush_denormal(True)
     model.to(info.device, memory_format=torch.channels_last)
+    if args.sync_bn:
+        if info.distributed:
+            log.info("--sync-bn: %d BatchNorm layers use the statistics of all %d processes",
+                     synchronize_batchnorm(model), info.world_size)
+        else:
+            log.info("--sync-bn: one process, its BatchNorm statistics are already the whole batch's")
     trained = torch.compile(model) if args.compile else model  # weights loaded, then compile, then DDP
     if info.distributed:
         trained = DistributedDataParallel(trained, device_ids=[info.device] if info.device.type == "cuda" else None)
@@ -321,14 +377,19 @@ def _train(args: argparse.Namespace, model: nn.Module, data_loader: LoaderFactor
         else contextlib.nullcontext,
         normalize=Normalizer(train.mean, train.std, info.device), info=info, metrics=MetricsLog(metrics_path(args) if info.is_primary else None,
                                       args.tensorboard if info.is_primary else None, len(train)),
-        steps_per_epoch=len(train), global_step=begin_epoch * len(train))
+        steps_per_epoch=len(train), global_step=begin_epoch * len(train),
+        ema=WeightAverage(model, args.ema_decay) if args.ema_decay else None)
     if states is not None:
         t.optimizer.load_state_dict(states["optimizer"])
         t.scaler.load_state_dict(states["scaler"])
         torch.set_rng_state(states["rng"])
         t.global_step = states["global_step"]
+    if t.ema is not None and args.load_epoch:
+        restore_average(args, t.ema, states)
     if args.model_prefix and info.is_primary:
         checkpoint.save_symbol(args.model_prefix, args.network, _json_args(args))
+        if t.ema is not None:
+            checkpoint.save_symbol(checkpoint.ema_prefix(args.model_prefix), args.network, _json_args(args))
 
     results: dict[str, float] = {}
     with t.metrics:
@@ -341,15 +402,25 @@ def _train(args: argparse.Namespace, model: nn.Module, data_loader: LoaderFactor
             log.info("Epoch[%d] Time cost=%.3f", epoch, time_cost)
             if args.model_prefix and ((epoch + 1) % args.save_period == 0 or epoch + 1 == args.num_epochs):
                 save(t, model, epoch + 1)
-            val_values = evaluate(t.model, val, t.normalize, info, top_k=args.top_k, autocast=t.autocast,
-                                  desc=f"Validation {epoch}").total_values(args.loss) if val is not None else []
-            for name, value in val_values:
-                log.info("Epoch[%d] Validation-%s=%f", epoch, name, value)
+            val_values = validate(t, t.model, val, epoch, "") + validate(t, t.ema and t.ema.module, val, epoch, "ema-")
             t.metrics.log_epoch(epoch, len(train) * args.batch_size / time_cost,
                                 learning_rate(args, t.global_step - 1, t.steps_per_epoch),
                                 dict(train_values), dict(val_values), time_cost)
             results = {**dict(train_values), **{f"validation-{k}": v for k, v in val_values}}
     return results
+
+
+def validate(t: Training, model: nn.Module | None, val: Batches | None, epoch: int,
+             prefix: str) -> list[tuple[str, float]]:
+    """Evaluate `model` on `val` and log `Validation-<prefix><name>=value` lines; [] without either."""
+    if model is None or val is None:
+        return []
+    values = evaluate(model, val, t.normalize, t.info, top_k=t.args.top_k, autocast=t.autocast,
+                      desc=f"Validation {prefix}{epoch}").total_values(t.args.loss)
+    values = [(prefix + name, value) for name, value in values]
+    for name, value in values:
+        log.info("Epoch[%d] Validation-%s=%f", epoch, name, value)
+    return values
 
 
 def restore(args: argparse.Namespace, model: nn.Module) -> dict | None:
@@ -364,13 +435,26 @@ def restore(args: argparse.Namespace, model: nn.Module) -> dict | None:
     return None
 
 
+def restore_average(args: argparse.Namespace, ema: WeightAverage, states: dict | None) -> None:
+    """Load the weight average saved with --load-epoch's checkpoint; without one (a run that had no
+    --ema-decay), the average starts from the loaded weights."""
+    prefix = checkpoint.ema_prefix(args.model_prefix)
+    digest = (states or {}).get(checkpoint.EMA_DIGEST)
+    if digest is None:
+        log.warning("no weight average was saved with epoch %d: it starts from the loaded weights", args.load_epoch)
+        return
+    checkpoint.load_params(ema.module, prefix, args.load_epoch, digest)
+    log.info("Loaded %s", checkpoint.params_path(prefix, args.load_epoch))
+
+
 def save(t: Training, model: nn.Module, epoch: int) -> None:
-    """Checkpoint after `epoch` epochs, from rank 0, once all processes are known to agree."""
+    """Checkpoint after `epoch` epochs (and the weight average, with --ema-decay), from rank 0, once all
+    processes are known to agree."""
     check_replicas_agree(model, t.info)
     if t.info.is_primary:
         path = checkpoint.save_checkpoint(t.args.model_prefix, epoch, model, {
             "epoch": epoch, "global_step": t.global_step, "optimizer": t.optimizer.state_dict(),
-            "scaler": t.scaler.state_dict(), "rng": torch.get_rng_state()})
+            "scaler": t.scaler.state_dict(), "rng": torch.get_rng_state()}, t.ema and t.ema.module)
         log.info('Saved checkpoint to "%s"', path)
 
 

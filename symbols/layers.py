@@ -1,6 +1,7 @@
 """Building blocks shared by the networks of `symbols/`, with MXNet's numerics.
 
-- `BatchNorm`: MXNet's defaults (eps 1e-3, momentum 0.9, i.e. PyTorch's 0.1) and its `fix_gamma` mode.
+- `BatchNorm`: MXNet's defaults (eps 1e-3, momentum 0.9, i.e. PyTorch's 0.1) and its `fix_gamma` mode;
+  `synchronize_batchnorm` makes its training statistics those of the batch over all processes (--sync-bn).
 - `Unit`: convolution -> BatchNorm -> activation, the `ConvFactory` of MXNet's symbols. Its layers are
   registered on an owner module under MXNet's layer names, so networks whose MXNet names do not nest
   (auto-numbered `convolution12`, dashed `seq-0-block0-exp-conv2d`, `conv_3a` beside `bn_3a`) keep them
@@ -16,6 +17,7 @@ from typing import Callable, NamedTuple, Sequence, Union
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.distributed.nn.functional import all_reduce
 
 
 IntPair = Union[int, tuple[int, int]]
@@ -37,15 +39,51 @@ class BatchNorm(nn.BatchNorm2d):
         if fix_gamma:
             self.weight.requires_grad_(False)
 
+    synchronized = False  # set by synchronize_batchnorm
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.synchronized and self.training:
+            return self._synchronized_forward(x)
         if not self.fix_gamma:
             return super().forward(x)
         use_batch_stats = self.training or not self.track_running_stats
         return F.batch_norm(x, self.running_mean, self.running_var, None, self.bias,
                             use_batch_stats, self.momentum, self.eps)
 
+    def _synchronized_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise with the mean and variance of the batch of all processes together. The per-channel
+        sums are all-reduced by a differentiable collective, so gradients flow through the shared
+        statistics as they would through one process's batch (any backend: gloo on CPUs, NCCL on GPUs,
+        where torch's own SyncBatchNorm has no CPU path)."""
+        channels = x.shape[1]
+        x32 = x.float()
+        local = torch.cat((x32.sum((0, 2, 3)), x32.square().sum((0, 2, 3)),
+                           x32.new_full((1,), x.numel() // channels)))
+        total = all_reduce(local)
+        count = total[-1]
+        mean = total[:channels] / count
+        var = total[channels:2 * channels] / count - mean.square()
+        with torch.no_grad():
+            self.running_mean.lerp_(mean.detach(), self.momentum)
+            self.running_var.lerp_(var.detach() * count / (count - 1), self.momentum)
+            self.num_batches_tracked += 1
+        scale = torch.rsqrt(var + self.eps)
+        if not self.fix_gamma:
+            scale = scale * self.weight
+        shift = self.bias - mean * scale
+        return (x32 * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1)).to(x.dtype)
+
     def extra_repr(self) -> str:
         return super().extra_repr() + (", fix_gamma=True" if self.fix_gamma else "")
+
+
+def synchronize_batchnorm(model: nn.Module) -> int:
+    """Make every `BatchNorm` of `model` normalise training batches with statistics over all processes of
+    the initialised process group; returns how many there are."""
+    layers = [m for m in model.modules() if isinstance(m, BatchNorm)]
+    for layer in layers:
+        layer.synchronized = True
+    return len(layers)
 
 
 def conv2d(in_channels: int, out_channels: int, kernel: IntPair, stride: IntPair = 1, pad: IntPair = 0,

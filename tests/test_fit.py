@@ -94,6 +94,35 @@ def test_resume_continues_exactly(fake_mnist, tmp_path):
     assert a == b, "1 + 1 epochs with a resume must give the same weights as 2 epochs"
 
 
+def test_resume_with_the_recipe_options_continues_exactly(fake_mnist, tmp_path):
+    """Mixing draws, label smoothing and the weight average continue as if nothing had stopped."""
+    whole, split = str(tmp_path / "whole"), str(tmp_path / "split")
+    common = ("--network", "mlp", "--lr-step-epochs", "cosine", "--lr", "0.1", "--batch-size", "32",
+              "--label-smoothing", "0.1", "--mixup", "0.4", "--cutmix", "1", "--ema-decay", "0.9")
+    train_mnist.main(mnist_args(fake_mnist, *common, "--num-epochs", "3", "--model-prefix", whole))
+    train_mnist.main(mnist_args(fake_mnist, *common, "--num-epochs", "3", "--model-prefix", split))
+    for f in tmp_path.glob("split-*000[23].*"):  # as if stopped after epoch 1
+        f.unlink()
+    train_mnist.main(mnist_args(fake_mnist, *common, "--num-epochs", "3", "--model-prefix", split,
+                                "--load-epoch", "1"))
+    for prefix in ("", "-ema"):
+        a = open(checkpoint.params_path(whole + prefix, 3), "rb").read()
+        b = open(checkpoint.params_path(split + prefix, 3), "rb").read()
+        assert a == b, f"{prefix or 'raw'} weights differ after a resume"
+    assert open(checkpoint.params_path(whole, 3), "rb").read() != open(
+        checkpoint.params_path(whole + "-ema", 3), "rb").read()
+
+
+def test_recipe_options_off_change_nothing(fake_mnist, tmp_path):
+    plain, off = str(tmp_path / "plain"), str(tmp_path / "off")
+    common = ("--network", "mlp", "--num-epochs", "1", "--batch-size", "32")
+    train_mnist.main(mnist_args(fake_mnist, *common, "--model-prefix", plain))
+    train_mnist.main(mnist_args(fake_mnist, *common, "--model-prefix", off, "--label-smoothing", "0", "--mixup", "0",
+                                "--cutmix", "0", "--ema-decay", "0", "--sync-bn", "1", "--mixup-off-epochs", "3"))
+    assert open(checkpoint.params_path(plain, 1), "rb").read() == open(checkpoint.params_path(off, 1), "rb").read()
+    assert not (tmp_path / "off-ema-0001.params").exists()
+
+
 def test_nan_loss_stops_with_epoch_and_batch(fake_mnist):
     with pytest.raises(fit.FitError, match=r"NaN or infinite at epoch 0, batch \d+"):
         train_mnist.main(mnist_args(fake_mnist, "--lr", "1e30", "--num-epochs", "1"))

@@ -83,7 +83,7 @@ def test_score_counts_a_hand_set_model_right_on_6_of_8_classes(tmp_path):
 
 
 def train_small_resnet(tmp_path, rec: str, val: str | None = "same", epochs: int = 1, num_layers: int = 20,
-                       batch_size: int = 16, seed: int = 0) -> tuple[str, str]:
+                       batch_size: int = 16, seed: int = 0, extra: tuple[str, ...] = ()) -> tuple[str, str]:
     """Train a CIFAR-style ResNet (20 layers) on 32x32 crops of `rec` with common/fit.py, validating on `val`
     (by default `rec` itself); returns (checkpoint prefix, log file)."""
     parser = cli.ArgumentParser()
@@ -96,7 +96,7 @@ def train_small_resnet(tmp_path, rec: str, val: str | None = "same", epochs: int
                               "--num-epochs", str(epochs), "--batch-size", str(batch_size), "--top-k", "5",
                               "--data-nthreads", "0", "--seed", str(seed),
                               "--model-prefix", prefix, "--log-file", log, "--gpus", "",
-                              *(["--data-val", rec if val == "same" else val] if val else [])])
+                              *(["--data-val", rec if val == "same" else val] if val else []), *extra])
     fit.fit(args, create_model(args.network, **vars(args)), data.get_rec_iter)
     return prefix, log
 
@@ -126,6 +126,21 @@ def test_score_reproduces_the_validation_of_training(trained):
     top5 = float(re.search(r"\('top_k_accuracy_5', ([\d.e-]+)\)", out).group(1))
     assert accuracy == pytest.approx(float(logged["accuracy"]), abs=1e-6)
     assert top5 == pytest.approx(float(logged["top_k_accuracy_5"]), abs=1e-6)
+
+
+@needs_imagenette
+def test_score_reproduces_the_validation_of_the_weight_average(tmp_path):
+    rec = pack_imagenette(tmp_path, per_class=4, resize=36) + ".rec"
+    prefix, log = train_small_resnet(tmp_path, rec, epochs=2, extra=("--ema-decay", "0.8"))
+    with open(log) as f:
+        logged = dict(re.findall(r"Epoch\[1\] Validation-(\S+)=([\d.]+)", f.read()))
+    done = run_script("score.py", "--model", prefix + "-ema", "--load-epoch", "2", "--data-val", rec, "--gpus", "",
+                      "--image-shape", "3,32,32", "--batch-size", "16", "--data-nthreads", "1")
+    assert done.returncode == 0, done.stderr
+    accuracy = float(re.search(r"\('accuracy', ([\d.e-]+)\)", done.stderr).group(1))
+    assert accuracy == pytest.approx(float(logged["ema-accuracy"]), abs=1e-6)
+    assert open(checkpoint.params_path(prefix + "-ema", 2), "rb").read() != open(
+        checkpoint.params_path(prefix, 2), "rb").read()
 
 
 @needs_imagenette
