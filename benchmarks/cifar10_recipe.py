@@ -78,7 +78,7 @@ def main(args: argparse.Namespace) -> None:
             raise UserError(f"training failed: see {log}")
     run("tools/plot_log.py", log, "-o", os.path.join(args.out, "curve.png"),
         "--title", f"resnet-20, CIFAR-10 recipe, {args.num_epochs} epochs, seed {args.seed}")
-    print(f"| weights | 1,000 lossless test images | 10,000 JPEG test images |\n|---|---|---|")
+    print("| weights | 1,000 lossless test images | 10,000 JPEG test images |\n|---|---|---|")
     for name, weights in (("raw", prefix), ("EMA", prefix + "-ema")):
         print(f"| {name} | {score(weights, args.num_epochs, test_rec):.4f} "
               f"| {score(weights, args.num_epochs, jpeg_rec):.4f} |", flush=True)

@@ -1,9 +1,7 @@
 """The recipe options: cosine schedule, label smoothing, mixup and CutMix, the weight average (EMA) and
 synchronised BatchNorm, each against a hand computation; their bad values as one-line errors."""
 import math
-import os
 
-import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -11,7 +9,7 @@ import torch.nn.functional as F
 
 from common import fit
 from common.ema import WeightAverage
-from common.mixup import MixedBatch, batch_rng, mix
+from common.mixup import batch_rng, mix
 from conftest import run_script
 from symbols.layers import BatchNorm, synchronize_batchnorm
 from test_fit import one_line_error, schedule_args
