@@ -9,13 +9,21 @@ How processes come to be (read from the environment, as torchrun and tools/launc
 - torchrun (which also sets `LOCAL_RANK` and `LOCAL_WORLD_SIZE`): this process is one worker already;
   it takes GPU `--gpus[LOCAL_RANK]` (or the CPU).
 GPUs use NCCL, CPUs gloo.
+
+A collective waits at most `timeout` seconds (`run(..., timeout=)`, fit's --dist-timeout) for the other
+processes; `collective(name, info)` turns what gloo raises when a peer stopped responding or died into a
+one-line `DistTimeoutError` instead of a traceback, so that a hung run ends (and tools/launch.py can
+restart it).
 """
 from __future__ import annotations
 
+import contextlib
+import datetime
 import os
+import re
 import socket
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.distributed as tdist
@@ -24,11 +32,21 @@ import torch.multiprocessing as mp
 from common.cli import UserError
 
 
+# what gloo and the TCP store say when a peer stopped answering (timeout) or died (its sockets closed)
+PEER_LOST = re.compile(r"timed out|timeout|connection closed|connection reset|broken pipe|failed to recv",
+                       re.IGNORECASE)
+
+
+class DistTimeoutError(UserError):
+    """A collective got no answer from another process in time: it stopped responding or died."""
+
+
 @dataclass(frozen=True)
 class DistInfo:
     rank: int = 0
     world_size: int = 1
     device: torch.device = torch.device("cpu")
+    timeout: float | None = None  # seconds a collective waits for the others (None: torch's default)
 
     @property
     def is_primary(self) -> bool:
@@ -97,13 +115,17 @@ def plan(kv_store: str) -> tuple[int, int, int | None]:
     return rank, world, None
 
 
-def run(gpus_option: str, kv_store: str, batch_size: int, worker: Callable[[DistInfo], Any]) -> Any:
-    """Call `worker(info)` in every process this machine hosts and return rank 0's result (None elsewhere)."""
+def run(gpus_option: str, kv_store: str, batch_size: int, worker: Callable[[DistInfo], Any],
+        timeout: float | None = None) -> Any:
+    """Call `worker(info)` in every process this machine hosts and return rank 0's result (None elsewhere).
+    In a process group, collectives wait at most `timeout` seconds for the others (None: torch's default)."""
+    if timeout is not None and not timeout > 0:
+        raise UserError(f"--dist-timeout {timeout:g} must be a positive number of seconds")
     gpus = parse_gpus(gpus_option)
     check_gpus(gpus)
     machine, machines, torchrun_local = plan(kv_store)
     if torchrun_local is not None:
-        return _in_group(machine, machines, _device(gpus, torchrun_local), worker)
+        return _in_group(machine, machines, _device(gpus, torchrun_local), worker, timeout)
     per_machine = max(1, len(gpus))
     world = machines * per_machine
     if batch_size < world:
@@ -114,10 +136,11 @@ def run(gpus_option: str, kv_store: str, batch_size: int, worker: Callable[[Dist
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
         os.environ["MASTER_PORT"] = os.environ.get("MASTER_PORT") or str(free_port())
     if per_machine == 1:  # one CPU process (or one GPU) per machine: no need to spawn
-        return _in_group(machine, world, _device(gpus, 0), worker)
+        return _in_group(machine, world, _device(gpus, 0), worker, timeout)
     ctx = mp.get_context("spawn")
     results = ctx.SimpleQueue()
-    mp.spawn(_spawned, args=(machine * per_machine, world, gpus, worker, results), nprocs=per_machine)
+    mp.spawn(_spawned, args=(machine * per_machine, world, gpus, worker, timeout, results),
+             nprocs=per_machine)
     return results.get() if not results.empty() else None
 
 
@@ -132,18 +155,20 @@ def _use(device: torch.device) -> torch.device:
     return device
 
 
-def _spawned(local_rank: int, first_rank: int, world: int, gpus: list[int], worker: Callable, results) -> None:
-    result = _in_group(first_rank + local_rank, world, _device(gpus, local_rank), worker)
+def _spawned(local_rank: int, first_rank: int, world: int, gpus: list[int], worker: Callable,
+             timeout: float | None, results) -> None:
+    result = _in_group(first_rank + local_rank, world, _device(gpus, local_rank), worker, timeout)
     if first_rank + local_rank == 0:
         results.put(result)
 
 
-def _in_group(rank: int, world: int, device: torch.device, worker: Callable) -> Any:
+def _in_group(rank: int, world: int, device: torch.device, worker: Callable, timeout: float | None) -> Any:
     _use(device)
     tdist.init_process_group("nccl" if device.type == "cuda" else "gloo", init_method="env://",
-                             rank=rank, world_size=world, device_id=device if device.type == "cuda" else None)
+                             rank=rank, world_size=world, device_id=device if device.type == "cuda" else None,
+                             timeout=None if timeout is None else datetime.timedelta(seconds=timeout))
     try:
-        return worker(DistInfo(rank=rank, world_size=world, device=device))
+        return worker(DistInfo(rank=rank, world_size=world, device=device, timeout=timeout))
     finally:
         tdist.destroy_process_group()
 
@@ -154,3 +179,18 @@ def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
         t = t.clone()
         tdist.all_reduce(t)
     return t
+
+
+@contextlib.contextmanager
+def collective(name: str, info: DistInfo) -> Iterator[None]:
+    """Run the collective(s) of the `with` block, named `name` ("the gradient all-reduce"); when a peer
+    stopped responding or died, raise DistTimeoutError, one line naming the collective, this rank and the
+    timeout, instead of gloo's traceback. Any other exception passes through unchanged."""
+    try:
+        yield
+    except RuntimeError as e:  # torch.distributed.DistError and its subclasses are RuntimeErrors
+        if not PEER_LOST.search(str(e)):
+            raise
+        waited = "torch's default timeout" if info.timeout is None else f"--dist-timeout {info.timeout:g} s"
+        raise DistTimeoutError(f"rank {info.rank}: {name} got no answer from a peer within {waited} "
+                               "(a process stopped responding or died)") from e

@@ -1,10 +1,15 @@
-"""Several training processes on this CPU (gloo), started by tools/launch.py as on several machines."""
+"""Several training processes on this CPU (gloo), started by tools/launch.py as on several machines; what
+a collective does when a peer stops responding or dies."""
+import pickle
+import time
+
 import pytest
 import torch
+import torch.distributed as tdist
 
-from common import checkpoint, mxnet_params
+from common import checkpoint, dist, mxnet_params
 from common.cli import UserError
-from common.dist import check_gpus
+from common.dist import DistInfo, DistTimeoutError, check_gpus
 from conftest import run_script
 
 COMMON = ("--network", "mlp", "--batch-size", "32", "--num-epochs", "1", "--lr", "0.1", "--disp-batches", "5")
@@ -70,3 +75,69 @@ def test_batch_smaller_than_processes_is_one_line_error(fake_mnist):
                         "--data-dir", str(fake_mnist), "--batch-size", "1", "--kv-store", "dist_sync")
     assert result.returncode != 0
     assert "--batch-size 1 is smaller than the 2 processes" in result.stdout + result.stderr
+
+
+# --- a peer that stops responding or dies
+
+# Two processes all-reduce under dist.collective with --dist-timeout 2 s; rank 1 stops itself (SIGSTOP)
+# first. Run with tools/launch.py.
+STOPPED_PEER = """
+import os, signal, torch
+from common import cli, dist
+def worker(info):
+    if info.rank == 1:
+        os.kill(os.getpid(), signal.SIGSTOP)
+    with dist.collective("the test all-reduce", info):
+        dist.all_reduce_sum(torch.ones(1), info)
+cli.run_main(lambda: dist.run("", "dist_sync", 2, worker, timeout=2))
+"""
+
+
+@pytest.mark.parametrize("error, timeout, waited", [
+    (RuntimeError("[gloo/transport/tcp/pair.cc:553] Connection closed by peer [127.0.0.1]:4501. This is "
+                  "typically caused by a remote worker crashing."), 20.0, "--dist-timeout 20 s"),
+    (tdist.DistBackendError("[gloo/transport/tcp/unbound_buffer.cc:78] Timed out waiting 3000ms for recv "
+                            "operation to complete"), 2.5, "--dist-timeout 2.5 s"),
+    (RuntimeError("Connection reset by peer"), None, "torch's default timeout"),
+])
+def test_collective_names_itself_when_a_peer_is_lost(error, timeout, waited):
+    with pytest.raises(DistTimeoutError) as caught:
+        with dist.collective("the gradient all-reduce", DistInfo(rank=1, world_size=2, timeout=timeout)):
+            raise error
+    assert str(caught.value) == (f"rank 1: the gradient all-reduce got no answer from a peer within {waited} "
+                                 "(a process stopped responding or died)")
+    assert isinstance(caught.value, UserError) and caught.value.__cause__ is error
+
+
+@pytest.mark.parametrize("error", [ValueError("timed out"),
+                                   RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x3 and 4x3)")])
+def test_collective_lets_other_errors_through(error):
+    with pytest.raises(type(error)) as caught:
+        with dist.collective("the metric all-reduce", DistInfo(rank=0, world_size=2, timeout=20.0)):
+            raise error
+    assert caught.value is error
+
+
+def test_dist_info_with_timeout_is_picklable():
+    """The processes started per GPU receive it pickled."""
+    info = DistInfo(rank=1, world_size=2, timeout=20.0)
+    assert pickle.loads(pickle.dumps(info)) == info
+
+
+@pytest.mark.parametrize("timeout", [0, -1.0, float("nan")])
+def test_dist_timeout_must_be_positive(timeout):
+    with pytest.raises(UserError, match="--dist-timeout .* must be a positive number of seconds"):
+        dist.run("", "local", 2, lambda info: None, timeout=timeout)
+
+
+def test_stopped_peer_fails_the_collective_within_the_timeout():
+    """dist.run's timeout reaches the process group: rank 0 gives up on the stopped rank 1 after 2 s with
+    one line, and tools/launch.py then stops rank 1."""
+    start = time.monotonic()
+    result = run_script("tools/launch.py", "-n", "2", "--launcher", "local", "python", "-c", STOPPED_PEER,
+                        timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert ("[localhost 0] -c: error: rank 0: the test all-reduce got no answer from a peer within "
+            "--dist-timeout 2 s (a process stopped responding or died)") in result.stderr.splitlines()
+    assert "Traceback" not in result.stderr
+    assert time.monotonic() - start < 40

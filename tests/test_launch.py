@@ -1,6 +1,7 @@
 """tools/launch.py with real processes: local workers, the rendezvous contract with gloo, faults and Ctrl-C,
-bad hostfiles and unreachable hosts, and ssh to a throw-away sshd on loopback (tests/sshd_fixture.sh)
-where 127.0.0.1 and 127.0.0.2 play two machines."""
+restarts (--max-restarts) and preemption (exit code 75), workers that stop responding, bad hostfiles and
+unreachable hosts, and ssh to a throw-away sshd on loopback (tests/sshd_fixture.sh) where 127.0.0.1 and
+127.0.0.2 play two machines."""
 from __future__ import annotations
 
 import os
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import pytest
 
 from common.hosts import Host, LaunchError, parse_hostfile
-from tools.launch import assign_hosts, parse_env, remote_command
+from tools.launch import assign_hosts, describe_exit, parse_env, remote_command
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAUNCH = os.path.join(ROOT, "tools", "launch.py")
@@ -51,6 +52,71 @@ if mode == "fail" and rank == "1":
 time.sleep(600)
 """
 
+# Restarts: each start appends "RANK RESUMED MASTER_PORT PID" to DIR/starts. Rank 1 fails as FAILURE says
+# (`kill`: SIGKILL on its first start, once rank 0 is up; `always`: exit code 3 on every start; `preempt`:
+# exit code 75 on its first start, as rank 0 does a second later, after writing DIR/0.saved); the others
+# sleep on a first start. A start with --resume exits 0.
+RESTARTABLE = """
+import os, signal, sys, time
+directory, failure, rank = sys.argv[1], sys.argv[2], os.environ["RANK"]
+resumed = sys.argv[-1] == "--resume"
+with open(os.path.join(directory, "starts"), "a") as f:
+    f.write(f"{rank} {int(resumed)} {os.environ['MASTER_PORT']} {os.getpid()}\\n")
+if failure == "always" and rank == "1":
+    sys.exit(3)
+if resumed:
+    sys.exit(0)
+if failure == "preempt":
+    if rank == "0":
+        time.sleep(1)
+        open(os.path.join(directory, "0.saved"), "w").close()
+    sys.exit(75)
+if failure == "kill" and rank == "1":
+    while len(open(os.path.join(directory, "starts")).readlines()) < 2:  # rank 0 is up
+        time.sleep(0.05)
+    os.kill(os.getpid(), signal.SIGKILL)
+time.sleep(600)
+"""
+# Rank 1 starts a child in a process group of its own, then stops itself (SIGSTOP); a SIGTERM that reaches
+# it writes DIR/1.terminated. Rank 0 exits with code 3 once that happened. Pids go to DIR/RANK.pid and
+# DIR/child.pid.
+STOPPED_WORKER = """
+import os, signal, subprocess, sys, time
+directory, rank = sys.argv[1], os.environ["RANK"]
+def write(name, text=""):
+    with open(os.path.join(directory, "tmp"), "w") as f:
+        f.write(text)
+    os.replace(os.path.join(directory, "tmp"), os.path.join(directory, name))
+if rank == "1":
+    def terminated(signum, frame):
+        write("1.terminated")
+        sys.exit(1)
+    signal.signal(signal.SIGTERM, terminated)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], process_group=0)
+    write("child.pid", str(child.pid))
+    write("1.pid", str(os.getpid()))
+    os.kill(os.getpid(), signal.SIGSTOP)
+    time.sleep(600)
+write("0.pid", str(os.getpid()))
+while not os.path.exists(os.path.join(directory, "1.pid")):
+    time.sleep(0.05)
+sys.exit(3)
+"""
+# Rank 0 stops its own guard (SIGSTOP), so that only launch.py can end it; rank 1 then exits with code 3.
+STOPPED_GUARD = """
+import os, signal, sys, time
+directory, rank = sys.argv[1], os.environ["RANK"]
+if rank == "0":
+    os.kill(os.getppid(), signal.SIGSTOP)
+    with open(os.path.join(directory, "tmp"), "w") as f:
+        f.write(f"{os.getpid()} {os.getppid()}")
+    os.replace(os.path.join(directory, "tmp"), os.path.join(directory, "0.pid"))
+    time.sleep(600)
+while not os.path.exists(os.path.join(directory, "0.pid")):
+    time.sleep(0.05)
+sys.exit(3)
+"""
+
 
 def launch(*args: str, env: dict[str, str] | None = None, cwd: str = ROOT,
            timeout: float = 60) -> subprocess.CompletedProcess:
@@ -73,11 +139,16 @@ def fields(text: str) -> dict[str, str]:
 
 
 def alive(pid: int) -> bool:
+    """Whether process `pid` still runs: a zombie (killed, its exit status not yet collected by whoever
+    adopted it) does not."""
     try:
         os.kill(pid, 0)
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except ProcessLookupError:
         return False
-    return True
+    except OSError:  # no /proc here, or it just ended
+        return True
 
 
 def read_pids(directory, count: int, timeout: float = 30) -> list[int]:
@@ -236,6 +307,81 @@ def test_stopping_launch_stops_every_worker(cluster, tmp_path, signum, code):
     if code is not None:
         assert returncode == code
     assert wait_gone(pids) == []
+
+
+def read_starts(directory) -> list[tuple[int, bool, int, int]]:
+    """(rank, resumed, MASTER_PORT, pid) of each start of RESTARTABLE, in order."""
+    return [(int(rank), resumed == "1", int(port), int(pid)) for rank, resumed, port, pid in
+            (line.split() for line in (directory / "starts").read_text().splitlines())]
+
+
+# --- restarts, preemption, and workers that stop responding
+
+def test_failed_worker_restarts_every_worker_with_resume(cluster, tmp_path):
+    result = launch("-n", "2", *cluster.args, "--max-restarts", "1", sys.executable, "-c", RESTARTABLE,
+                    str(tmp_path), "kill", env=cluster.env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert (f"launch.py: worker 1 on {cluster.hosts[1]} exited with signal SIGKILL; restarting all workers "
+            "with --resume (restart 1 of 1)") in result.stderr.splitlines()
+    starts = read_starts(tmp_path)
+    first, second = starts[:2], starts[2:]
+    assert sorted(rank for rank, *_ in first) == sorted(rank for rank, *_ in second) == [0, 1]
+    assert [resumed for _, resumed, *_ in starts] == [False, False, True, True]
+    first_ports, second_ports = ({port for _, _, port, _ in start} for start in (first, second))
+    assert len(first_ports) == len(second_ports) == 1 and first_ports != second_ports
+    assert wait_gone([pid for *_, pid in first], timeout=1) == []  # the first start's rank 0 was stopped
+
+
+def test_restarts_run_out(tmp_path):
+    result = launch("-n", "2", "--launcher", "local", "--max-restarts", "2", sys.executable, "-c",
+                    RESTARTABLE, str(tmp_path), "always", timeout=60)
+    assert result.returncode == 3, result.stderr
+    failed = "launch.py: worker 1 on localhost exited with code 3"
+    assert [line for line in result.stderr.splitlines() if "worker 1" in line] == [
+        f"{failed}; restarting all workers with --resume (restart 1 of 2)",
+        f"{failed}; restarting all workers with --resume (restart 2 of 2)",
+        f"{failed}, stopping the other workers (--max-restarts 2: no restart left)"]
+    assert [resumed for rank, resumed, *_ in read_starts(tmp_path) if rank == 1] == [False, True, True]
+
+
+def test_preempted_worker_stops_the_job_without_restart(tmp_path):
+    """Exit code 75 (a checkpoint saved after SIGTERM) is no failure: no restart, launch.py exits with 75,
+    and the other workers get time to finish saving their part."""
+    result = launch("-n", "2", "--launcher", "local", "--max-restarts", "1", sys.executable, "-c",
+                    RESTARTABLE, str(tmp_path), "preempt", timeout=60)
+    assert result.returncode == 75, result.stderr
+    assert ("launch.py: worker 1 on localhost exited with code 75 (preempted: it saved a checkpoint and "
+            "stopped)") in result.stderr
+    assert "restarting" not in result.stderr
+    assert len(read_starts(tmp_path)) == 2 and (tmp_path / "0.saved").exists()
+
+
+def test_stopped_worker_and_everything_it_started_are_stopped(cluster, tmp_path):
+    """A worker stopped with SIGSTOP still gets SIGTERM (SIGCONT lets it act on it), and a process it
+    started in a process group of its own goes too."""
+    start = time.monotonic()
+    result = launch("-n", "2", *cluster.args, sys.executable, "-c", STOPPED_WORKER, str(tmp_path),
+                    env=cluster.env, timeout=60)
+    assert result.returncode == 3, result.stderr
+    assert time.monotonic() - start < 30
+    assert (tmp_path / "1.terminated").exists()
+    pids = [int((tmp_path / f"{name}.pid").read_text()) for name in ("0", "1", "child")]
+    assert wait_gone(pids, timeout=1) == []
+
+
+def test_stopped_guard_is_killed_with_its_worker(tmp_path):
+    """When a worker's guard itself stops responding, launch.py kills its whole session, the worker too."""
+    result = launch("-n", "2", "--launcher", "local", sys.executable, "-c", STOPPED_GUARD, str(tmp_path),
+                    timeout=60)
+    assert result.returncode == 3, result.stderr
+    assert wait_gone([int(pid) for pid in (tmp_path / "0.pid").read_text().split()], timeout=1) == []
+
+
+@pytest.mark.parametrize("code, description", [
+    (3, "exited with code 3"), (137, "exited with signal SIGKILL"), (143, "exited with signal SIGTERM"),
+    (255, "exited with code 255")])
+def test_exit_descriptions(code, description):
+    assert describe_exit(code) == description
 
 
 # --- mistakes found before anything starts

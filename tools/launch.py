@@ -9,7 +9,11 @@ tools/launch.py, with torch.distributed as the engine.
 
 One worker process runs per machine, in the same working directory as here (or in --sync-dst-dir). Its
 output lines come back prefixed with `[host rank]`. When a worker fails, or on Ctrl-C, every worker on
-every host is stopped, and launch.py exits with the failed worker's exit code.
+every host is stopped (SIGTERM, then SIGKILL: a stopped or hung worker goes too, with every process it
+started), and launch.py exits with the failed worker's exit code. With --max-restarts N, a failure instead
+starts the command again on every host with `--resume` appended, up to N times; a worker that exits with
+code 75 (PREEMPTED: it saved a checkpoint and stopped on purpose) is no failure: launch.py stops the others
+and exits with 75 too, and the same command with --resume continues later.
 
 The ssh launcher needs, on every host, ssh logins without a prompt (keys; ~/.ssh/config applies) and
 `python3` on the PATH forwarded from here: each worker runs under tools/launch_guard.py, sent along as
@@ -48,6 +52,7 @@ from typing import IO
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from common.hosts import Host, LaunchError, parse_hostfile  # noqa: E402
+from tools.launch_guard import kill_session  # noqa: E402
 
 GUARD_SOURCE = Path(__file__).with_name("launch_guard.py").read_text()
 STOP_GRACE_S = 5.0  # a stopped worker gets SIGTERM, then SIGKILL this much later
@@ -59,6 +64,8 @@ FORWARDED_PREFIXES = ("CUDA_", "NCCL_", "GLOO_", "TORCH_")
 FREE_PORT_SNIPPET = "import socket; s = socket.socket(); s.bind(('', 0)); print(s.getsockname()[1])"
 ENV_ASSIGNMENT = re.compile(r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)[=:](?P<value>.*)", re.DOTALL)
 OUTPUT_LOCK = threading.Lock()  # workers' lines come out whole, never interleaved
+PREEMPTED = 75  # a worker's exit code for "saved a checkpoint and stopped on purpose" (EX_TEMPFAIL)
+RESUME_OPTION = "--resume"  # what a restarted command gets: continue from the newest checkpoint
 
 
 class Interrupted(Exception):
@@ -193,6 +200,26 @@ def start_worker(rank: int, host: Host, args: list[str], env: dict[str, str] | N
     return Worker(rank, host, process, relays)
 
 
+def start_workers(args: argparse.Namespace, worker_hosts: list[Host], env: dict[str, str], command: list[str],
+                  master_addr: str, master_port: int) -> list[Worker]:
+    """Start `command` once per worker, each under the guard, with its rendezvous variables; when that is
+    cut short (Ctrl-C), stop those already started."""
+    workers: list[Worker] = []
+    try:
+        for rank, host in enumerate(worker_hosts):
+            worker_env = {**env, **rendezvous_env(rank, args.num_workers, master_addr, master_port)}
+            if args.launcher == "ssh":
+                remote = remote_command(worker_env, guard_args("python3", command),
+                                        args.sync_dst_dir or os.getcwd())
+                workers.append(start_worker(rank, host, [*ssh_command(host), "--", host.name, remote], None))
+            else:
+                workers.append(start_worker(rank, host, guard_args(sys.executable, command), worker_env))
+    except BaseException:
+        stop_workers(workers)
+        raise
+    return workers
+
+
 def wait_for_failure(workers: list[Worker]) -> Worker | None:
     """Wait until every worker has exited (None) or one has failed (that worker)."""
     while True:
@@ -203,11 +230,30 @@ def wait_for_failure(workers: list[Worker]) -> Worker | None:
         time.sleep(0.1)
 
 
-def stop_workers(workers: list[Worker]) -> None:
+def wait_for_exit(workers: list[Worker], seconds: float) -> None:
+    """Give the workers up to `seconds` to exit by themselves."""
+    deadline = time.monotonic() + seconds
+    while any(w.process.poll() is None for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def stop_workers(workers: list[Worker]) -> list[int]:
     """Close each running worker's stdin so its guard stops the command; SIGKILL what is left after the
-    guard's grace."""
-    for signum in STOP_SIGNALS:  # a second Ctrl-C must not cut this short and leave workers behind
-        signal.signal(signum, signal.SIG_IGN)
+    guard's grace: a local worker's whole session (its guard, the command and all they started), an ssh
+    worker's ssh (whose end makes the remote guard stop the command). Returns the stop signals that
+    arrived meanwhile: they must not cut this short and leave workers behind."""
+    received: list[int] = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: received.append(signum))
+                for signum in STOP_SIGNALS}
+    try:
+        stop_running(workers)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return received
+
+
+def stop_running(workers: list[Worker]) -> None:
     running = [w for w in workers if w.process.poll() is None]
     for w in running:
         try:
@@ -222,10 +268,7 @@ def stop_workers(workers: list[Worker]) -> None:
         pass
     for w in running:
         if w.process.poll() is None:
-            try:
-                os.killpg(w.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            kill_session(w.process.pid)  # started with start_new_session: its pid is its session's
         w.process.wait()
     for w in workers:  # let the last lines through
         for thread in w.relays:
@@ -234,6 +277,21 @@ def stop_workers(workers: list[Worker]) -> None:
 
 def exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
+
+
+def describe_exit(code: int) -> str:
+    """'exited with code 3', or 'exited with signal SIGKILL' for 128 + N (what the guard and shells return
+    when signal N ended the command)."""
+    try:
+        if code > 128:
+            return f"exited with signal {signal.Signals(code - 128).name}"
+    except ValueError:  # not a signal's number
+        pass
+    return f"exited with code {code}"
+
+
+def with_resume(command: list[str]) -> list[str]:
+    return command if RESUME_OPTION in command else [*command, RESUME_OPTION]
 
 
 def raise_interrupted(signum: int, frame: object) -> None:
@@ -253,6 +311,12 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     workers.add_argument("--launcher", choices=("ssh", "local"),
                          help="ssh: on the hosts of --hostfile; local: all workers on this machine "
                               "(default: ssh with a hostfile, local without)")
+    workers.add_argument("--max-restarts", type=int, default=0, metavar="N",
+                         help="when a worker fails, stop all and start them again with --resume appended to "
+                              "the command (continue from the newest checkpoint), up to N times; a worker "
+                              f"that exits with code {PREEMPTED} (preempted: it saved a checkpoint and "
+                              "stopped) is no failure: launch.py stops the others and exits with "
+                              f"{PREEMPTED} too")
     hosts = parser.add_argument_group("Hosts (ssh launcher)")
     hosts.add_argument("-H", "--hostfile",
                        help="file with one host per line: 'host', 'host:port' (ssh port) or 'host slots=N'")
@@ -276,6 +340,8 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> arg
         parser.error("no command to run")
     if args.num_workers < 1:
         parser.error(f"-n/--num-workers must be at least 1, not {args.num_workers}")
+    if args.max_restarts < 0:
+        parser.error(f"--max-restarts must be 0 or more, not {args.max_restarts}")
     args.launcher = args.launcher or ("ssh" if args.hostfile else "local")
     if args.launcher == "ssh" and not args.hostfile:
         parser.error("the ssh launcher needs -H/--hostfile")
@@ -284,18 +350,24 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> arg
     return args
 
 
-def prepare_hosts(args: argparse.Namespace, hosts: list[Host], env: dict[str, str]) -> tuple[str, int]:
-    """Check the hosts and copy the working directory to them; return where worker 0 will listen."""
+def rendezvous(args: argparse.Namespace, hosts: list[Host], env: dict[str, str]) -> tuple[str, int]:
+    """Where worker 0 will listen: a port free there now (the ssh launcher checks every host answers)."""
     if args.launcher == "local":
         return "127.0.0.1", free_local_port()
-    port = probe_hosts(hosts, env)
+    return hosts[0].address, probe_hosts(hosts, env)
+
+
+def prepare_hosts(args: argparse.Namespace, hosts: list[Host], env: dict[str, str]) -> tuple[str, int]:
+    """Check the hosts and copy the working directory to them; return where worker 0 will listen."""
+    where = rendezvous(args, hosts, env)
     if args.sync_dst_dir:
         sync_directory(hosts, os.getcwd(), args.sync_dst_dir)
-    return hosts[0].address, port
+    return where
 
 
 def main(args: argparse.Namespace) -> int:
-    """Launch, watch and stop the workers; return the first failed worker's exit code (0 if none)."""
+    """Launch, watch and stop the workers, restarting them up to --max-restarts times; return the first
+    failed worker's exit code of the last start (0 if none)."""
     if args.num_servers is not None:
         print("launch.py: note: -s/--num-servers is ignored: torch.distributed has no parameter servers",
               file=sys.stderr)
@@ -311,25 +383,36 @@ def main(args: argparse.Namespace) -> int:
     for signum in STOP_SIGNALS:
         signal.signal(signum, raise_interrupted)
     workers: list[Worker] = []
+    command = args.command
     try:
         master_addr, master_port = prepare_hosts(args, hosts, env)
-        print(f"launch.py: {args.num_workers} worker(s) on {', '.join(map(str, hosts))}, "
-              f"rendezvous at {master_addr}:{master_port}", file=sys.stderr)
-        for rank, host in enumerate(worker_hosts):
-            worker_env = {**env, **rendezvous_env(rank, args.num_workers, master_addr, master_port)}
-            if args.launcher == "ssh":
-                remote = remote_command(worker_env, guard_args("python3", args.command),
-                                        args.sync_dst_dir or os.getcwd())
-                workers.append(start_worker(rank, host, [*ssh_command(host), "--", host.name, remote], None))
-            else:
-                workers.append(start_worker(rank, host, guard_args(sys.executable, args.command), worker_env))
-        failed = wait_for_failure(workers)
-        if failed is None:
-            return 0
-        code = exit_code(failed.process.returncode)
-        print(f"launch.py: worker {failed.rank} on {failed.host.address} exited with code {code}, "
-              "stopping the other workers", file=sys.stderr)
-        return code
+        restarts = 0
+        while True:
+            print(f"launch.py: {args.num_workers} worker(s) on {', '.join(map(str, hosts))}, "
+                  f"rendezvous at {master_addr}:{master_port}", file=sys.stderr)
+            workers = start_workers(args, worker_hosts, env, command, master_addr, master_port)
+            failed = wait_for_failure(workers)
+            if failed is None:
+                return 0
+            code = exit_code(failed.process.returncode)
+            what = f"launch.py: worker {failed.rank} on {failed.host.address} {describe_exit(code)}"
+            if code == PREEMPTED:
+                print(f"{what} (preempted: it saved a checkpoint and stopped); stopping the other workers, "
+                      f"the same command with {RESUME_OPTION} continues", file=sys.stderr)
+                wait_for_exit(workers, STOP_GRACE_S)  # they may be stopping too, saving their part
+                return code
+            if restarts == args.max_restarts:
+                no_restart_left = f" (--max-restarts {restarts}: no restart left)" if restarts else ""
+                print(f"{what}, stopping the other workers{no_restart_left}", file=sys.stderr)
+                return code
+            restarts += 1
+            print(f"{what}; restarting all workers with {RESUME_OPTION} "
+                  f"(restart {restarts} of {args.max_restarts})", file=sys.stderr)
+            if received := stop_workers(workers):
+                raise Interrupted(received[0])
+            # a fresh port: the old one may still be held, and the new process group must form
+            master_addr, master_port = rendezvous(args, hosts, env)
+            command = with_resume(args.command)
     except Interrupted as e:
         print(f"launch.py: {e} received, stopping all workers", file=sys.stderr)
         return 128 + e.signum
