@@ -10,14 +10,18 @@ A checkpoint writes its `.states` before its `.params`: a save interrupted betwe
 new `.params` or a `.states` whose digest names other weights, and resuming from such a pair is an error.
 With --ema-decay the weight average is a checkpoint of its own, `prefix-ema-symbol.json` and
 `prefix-ema-NNNN.params`, written before the `.states`, which keeps its digest too.
+A checkpoint written in the middle of an epoch (--checkpoint-interval, preemption) is the same set of files
+named `prefix-NNNN-BBBBBB.*`: NNNN epochs and BBBBBB batches of the next one done.
 """
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
+import re
 import tempfile
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -107,12 +111,46 @@ def atomic_write(path: str, write: Callable[[Any], None]) -> None:
         raise
 
 
-def params_path(prefix: str, epoch: int) -> str:
-    return f"{prefix}-{epoch:04d}.params"
+class Position(NamedTuple):
+    """Where a checkpoint stands: `epoch` epochs done, and `batch` batches of the next (0: an epoch's end)."""
+    epoch: int
+    batch: int = 0
+
+    def __str__(self) -> str:
+        return f"epoch {self.epoch}" + (f", batch {self.batch}" if self.batch else "")
 
 
-def states_path(prefix: str, epoch: int) -> str:
-    return f"{prefix}-{epoch:04d}.states"
+def _name(prefix: str, epoch: int, batch: int) -> str:
+    return f"{prefix}-{epoch:04d}" + (f"-{batch:06d}" if batch else "")
+
+
+def params_path(prefix: str, epoch: int, batch: int = 0) -> str:
+    return _name(prefix, epoch, batch) + ".params"
+
+
+def states_path(prefix: str, epoch: int, batch: int = 0) -> str:
+    return _name(prefix, epoch, batch) + ".states"
+
+
+def saved_positions(prefix: str) -> list[Position]:
+    """The positions of the checkpoints under `prefix` whose .params and .states both exist, newest first.
+    (Whether the two belong together is `load_states`'s check.)"""
+    pattern = re.compile(re.escape(os.path.basename(prefix)) + r"-(\d{4,})(?:-(\d{6,}))?\.states")
+    positions = []
+    for path in glob.glob(glob.escape(prefix) + "-*.states"):
+        if (match := pattern.fullmatch(os.path.basename(path))) is not None:
+            position = Position(int(match[1]), int(match[2] or 0))
+            if os.path.exists(params_path(prefix, *position)):
+                positions.append(position)
+    return sorted(positions, reverse=True)
+
+
+def remove_checkpoint(prefix: str, position: Position) -> None:
+    """Delete the files of the checkpoint at `position` (its weight average's too), those that exist."""
+    for path in (params_path(prefix, *position), states_path(prefix, *position),
+                 params_path(ema_prefix(prefix), *position)):
+        if os.path.exists(path):
+            os.unlink(path)
 
 
 def ema_prefix(prefix: str) -> str:
@@ -150,17 +188,17 @@ def load_symbol(prefix: str) -> dict[str, Any]:
     return doc
 
 
-def save_params(prefix: str, epoch: int, model: nn.Module, data: bytes | None = None) -> str:
+def save_params(prefix: str, epoch: int, model: nn.Module, data: bytes | None = None, batch: int = 0) -> str:
     """Write the weights alone as `prefix-NNNN.params` (training writes them with `save_checkpoint`);
     `data` is their bytes when already made."""
-    path = params_path(prefix, epoch)
+    path = params_path(prefix, epoch, batch)
     data = mxnet_params.dumps(to_mxnet_arrays(model)) if data is None else data
     atomic_write(path, lambda f: f.write(data))
     return path
 
 
 def save_checkpoint(prefix: str, epoch: int, model: nn.Module, states: dict[str, Any],
-                    average: nn.Module | None = None) -> str:
+                    average: nn.Module | None = None, batch: int = 0) -> str:
     """Write the weight average `average` if given (`prefix-ema-NNNN.params`), then `prefix-NNNN.states`
     (`states` plus the sha256 of the weights' bytes and of the average's), then `prefix-NNNN.params`; return
     the .params path. In this order an interrupted save never leaves a `.params` without the `.states`
@@ -169,11 +207,11 @@ def save_checkpoint(prefix: str, epoch: int, model: nn.Module, states: dict[str,
     digests = {}
     if average is not None:
         average_data = mxnet_params.dumps(to_mxnet_arrays(average))
-        save_params(ema_prefix(prefix), epoch, average, average_data)
+        save_params(ema_prefix(prefix), epoch, average, average_data, batch)
         digests[EMA_DIGEST] = hashlib.sha256(average_data).hexdigest()
     data = mxnet_params.dumps(to_mxnet_arrays(model))
-    save_states(prefix, epoch, {**states, **digests, PARAMS_DIGEST: hashlib.sha256(data).hexdigest()})
-    return save_params(prefix, epoch, model, data)
+    save_states(prefix, epoch, {**states, **digests, PARAMS_DIGEST: hashlib.sha256(data).hexdigest()}, batch)
+    return save_params(prefix, epoch, model, data, batch)
 
 
 def read_params(path: str) -> dict[str, np.ndarray]:
@@ -184,24 +222,24 @@ def read_params(path: str) -> dict[str, np.ndarray]:
     return mxnet_params.load(path)
 
 
-def load_params(model: nn.Module, prefix: str, epoch: int, sha256: str | None = None) -> None:
+def load_params(model: nn.Module, prefix: str, epoch: int, sha256: str | None = None, batch: int = 0) -> None:
     """Load `prefix-NNNN.params` into `model`; with `sha256`, only if the file's bytes have that digest."""
-    path = params_path(prefix, epoch)
+    path = params_path(prefix, epoch, batch)
     if sha256 is not None and os.path.exists(path) and file_digest(path) != sha256:
         raise CheckpointError(f"{path} is not the file its checkpoint was saved with (a save interrupted "
                               "between the files?): resume from another epoch")
     load_mxnet_arrays(model, read_params(path), path)
 
 
-def save_states(prefix: str, epoch: int, states: dict[str, Any]) -> None:
-    atomic_write(states_path(prefix, epoch), lambda f: torch.save(states, f))
+def save_states(prefix: str, epoch: int, states: dict[str, Any], batch: int = 0) -> None:
+    atomic_write(states_path(prefix, epoch, batch), lambda f: torch.save(states, f))
 
 
-def load_states(prefix: str, epoch: int) -> dict[str, Any]:
+def load_states(prefix: str, epoch: int, batch: int = 0) -> dict[str, Any]:
     """The training state saved with `prefix-NNNN.params`. CheckpointError when it is missing, unreadable,
     or written for other weights than that .params holds (a save interrupted between the two files).
     A .states without a digest (written before the suite stored one) is taken as it is."""
-    path = states_path(prefix, epoch)
+    path = states_path(prefix, epoch, batch)
     if not os.path.exists(path):
         raise CheckpointError(f"{path} not found: without it training cannot resume exactly")
     try:
@@ -212,7 +250,7 @@ def load_states(prefix: str, epoch: int) -> dict[str, Any]:
         raise CheckpointError(f"{path} is not a training state (a dict), but {type(states).__name__}")
     expected = states.get(PARAMS_DIGEST)
     if expected is not None:
-        params = params_path(prefix, epoch)
+        params = params_path(prefix, epoch, batch)
         if not os.path.exists(params):
             raise CheckpointError(f"{params} not found (its {os.path.basename(path)} is there: a save "
                                   "interrupted before the weights were written?)")

@@ -32,13 +32,14 @@ class Batches(Protocol):
     NCHW images (0-255) and int64 class labels, on the CPU. `len()` is the number of batches: for training,
     the same in every process, batch by batch of the same size (DDP pairs their collectives); a
     validation shard may be a batch shorter, since evaluation reduces only once, at the end.
-    `set_epoch(epoch)` picks the epoch's order, a function of (seed, epoch, rank) only, so a resumed run
-    sees the same data. `mean` and `std` (0-255 scale, one value per channel) are what the
+    `set_epoch(epoch, start)` picks the epoch's order, a function of (seed, epoch, rank) only, so a resumed
+    run sees the same data, and the batch it starts from: a run resumed in the middle of an epoch skips the
+    batches done before without reading them (`len()` still counts them). `mean` and `std` (0-255 scale, one value per channel) are what the
     `Normalizer` applies."""
     mean: tuple[float, ...]
     std: tuple[float, ...]
 
-    def set_epoch(self, epoch: int) -> None: ...
+    def set_epoch(self, epoch: int, start: int = 0) -> None: ...
 
     def __len__(self) -> int: ...
 
@@ -86,10 +87,10 @@ class TensorBatches:
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.rank, self.world_size = rank, world_size
         self.mean, self.std = tuple(mean), tuple(std)
-        self.epoch = 0
+        self.epoch, self.start = 0, 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
 
     def _shard_size(self) -> int:
         n = len(self.labels)
@@ -107,7 +108,7 @@ class TensorBatches:
         return -(-self._shard_size() // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for idx in self._indices().split(self.batch_size):
+        for idx in self._indices().split(self.batch_size)[self.start:]:
             yield self.images.index_select(0, idx), self.labels.index_select(0, idx)
 
 
@@ -438,7 +439,7 @@ class ShardSampler(torch.utils.data.Sampler):
                  world_size: int = 1):
         self.num_records, self.batch_size, self.train = num_records, batch_size, train
         self.seed, self.rank, self.world_size = seed % 2**32, rank, world_size
-        self.epoch = 0
+        self.epoch, self.start = 0, 0  # the epoch, and the batch it starts from
 
     def shard(self) -> np.ndarray:
         """This rank's record positions for the current epoch, in reading order."""
@@ -454,8 +455,8 @@ class ShardSampler(torch.utils.data.Sampler):
 
     def __iter__(self) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
         shard = self.shard()
-        for i, start in enumerate(range(0, len(shard), self.batch_size)):
-            yield (self.seed, self.epoch, self.rank, i), shard[start:start + self.batch_size]
+        for i in range(self.start, len(self)):
+            yield (self.seed, self.epoch, self.rank, i), shard[i * self.batch_size:(i + 1) * self.batch_size]
 
 
 class RecordBatches:
@@ -480,8 +481,8 @@ class RecordBatches:
             _BatchDecoder(files, preset, shape, num_classes), batch_size=None, sampler=self.sampler,
             num_workers=num_workers, persistent_workers=num_workers > 0, pin_memory=pin_memory)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.sampler.epoch = epoch
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.sampler.epoch, self.sampler.start = epoch, start
 
     def __len__(self) -> int:
         return len(self.sampler)
@@ -578,16 +579,16 @@ class SyntheticBatches:
         if pin_memory:
             self.images, self.labels = self.images.pin_memory(), self.labels.pin_memory()
         self.mean, self.std = tuple(mean), tuple(std)
-        self.num_batches = num_batches
+        self.num_batches, self.start = num_batches, 0
 
-    def set_epoch(self, epoch: int) -> None:
-        pass
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.start = start
 
     def __len__(self) -> int:
         return self.num_batches
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for _ in range(self.num_batches):
+        for _ in range(self.start, self.num_batches):
             yield self.images, self.labels
 
 

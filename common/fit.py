@@ -26,7 +26,9 @@ from common import checkpoint, dist
 from common.cli import UserError, setup_logging
 from common.data import Batches, LoaderFactory, Normalizer
 from common.dist import DistInfo
+from common.checkpoint import Position
 from common.ema import WeightAverage
+from common.interrupt import PREEMPTED_EXIT_CODE, Interruptions, Preempted
 from common.metrics import Meter, evaluate, format_metrics
 from common.metrics_log import MetricsLog, tensorboard_available
 from common.mixup import MixedBatch, batch_rng, mix
@@ -75,6 +77,17 @@ def add_fit_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     train.add_argument("--save-period", type=int, default=1, help="save a checkpoint every n epochs")
     train.add_argument("--load-epoch", type=int,
                        help="resume from PREFIX-NNNN.params (and .states) saved after this epoch")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from the newest checkpoint under --model-prefix (an epoch's or a mid-epoch "
+                            "one), or start from the beginning when there is none")
+    train.add_argument("--checkpoint-interval", type=float, default=0, metavar="MINUTES",
+                       help="also checkpoint in the middle of an epoch every this many minutes, e.g. 10 (0: off); "
+                            "PREFIX-NNNN-BBBBBB.* files, removed once the epoch's own checkpoint is written")
+    train.add_argument("--keep-checkpoints", type=int, default=0, metavar="K",
+                       help="keep only the last K epoch checkpoints (0: all, as MXNet)")
+    train.add_argument("--dist-timeout", type=float, default=300, metavar="SECONDS",
+                       help="with several processes: how long a collective waits for the others before the run "
+                            "stops with an error naming it (a process that hangs)")
     train.add_argument("--top-k", type=int, default=0, help="report the top-k accuracy; 0 means no report")
     train.add_argument("--loss", type=str, default="", choices=("", "ce", "nll_loss"),
                        help="also report the loss: ce (cross-entropy) or nll_loss")
@@ -116,8 +129,14 @@ def check_args(args: argparse.Namespace) -> None:
         raise FitError(f"--num-epochs must be >= 0, got {args.num_epochs}")
     if args.disp_batches <= 0:
         raise FitError(f"--disp-batches must be positive, got {args.disp_batches}")
-    if args.load_epoch is not None and not args.model_prefix:
-        raise FitError("--load-epoch needs --model-prefix to know which checkpoint to load")
+    for option, given in (("--load-epoch", args.load_epoch is not None), ("--resume", args.resume),
+                          ("--checkpoint-interval", args.checkpoint_interval), ("--keep-checkpoints", args.keep_checkpoints)):
+        if given and not args.model_prefix:
+            raise FitError(f"{option} needs --model-prefix, where the checkpoints are")
+    if args.resume and args.load_epoch is not None:
+        raise FitError("give --resume (the newest checkpoint) or --load-epoch N (that epoch's), not both")
+    if args.checkpoint_interval < 0 or args.keep_checkpoints < 0:
+        raise FitError("--checkpoint-interval and --keep-checkpoints must be >= 0")
     if args.tensorboard and not tensorboard_available():
         raise FitError("--tensorboard needs the tensorboard package: pip install tensorboard")
     if args.kv_store == "dist_async":
@@ -223,6 +242,7 @@ class Training:
     """What the loop works with, built once by `_train`."""
     args: argparse.Namespace
     model: nn.Module  # what runs: possibly compiled and wrapped in DistributedDataParallel
+    network: nn.Module  # the network itself, whose weights are saved
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
     autocast: Callable[[], ContextManager]
@@ -230,6 +250,7 @@ class Training:
     info: DistInfo
     metrics: MetricsLog
     steps_per_epoch: int
+    interruptions: Interruptions
     global_step: int = 0
     ema: WeightAverage | None = None
 
@@ -239,17 +260,21 @@ class Training:
         return (args.mixup > 0 or args.cutmix > 0) and epoch < args.num_epochs - args.mixup_off_epochs
 
 
-def train_one_epoch(t: Training, epoch: int, loader: Batches) -> Meter:
-    """One pass over `loader`; logs MXNet's Speedometer lines every --disp-batches; returns the epoch's
-    meter. Advances `t.global_step`."""
+def train_one_epoch(t: Training, epoch: int, loader: Batches, start: int = 0, meter: Meter | None = None) -> Meter:
+    """One pass over `loader` (from batch `start`, with `meter` holding the batches before it, when resuming
+    in the middle of the epoch); logs MXNet's Speedometer lines every --disp-batches; checkpoints and stops
+    when `t.interruptions` says so (raising Preempted to stop); returns the epoch's meter. Advances
+    `t.global_step`."""
     args, info = t.args, t.info
-    meter = Meter(args.top_k, info)
-    window_start, epoch_start = 0, time.time()
+    meter = meter or Meter(args.top_k, info)
+    last_line = (start - 1) // args.disp_batches * args.disp_batches  # the Speedometer line before `start`
+    window_start, epoch_start = last_line + 1 if last_line > 0 else 0, time.time()
     t.model.train()
-    loader.set_epoch(epoch)
+    loader.set_epoch(epoch, start)
     mixing = t.mixing(epoch)
-    bar = tqdm(total=len(loader), desc=f"Epoch {epoch}", leave=False, disable=None if info.is_primary else True)
-    for nbatch, (images, labels) in enumerate(loader):
+    bar = tqdm(total=len(loader), initial=start, desc=f"Epoch {epoch}", leave=False,
+               disable=None if info.is_primary else True)
+    for nbatch, (images, labels) in enumerate(loader, start):
         images = t.normalize(images)
         labels = labels.to(info.device, non_blocking=True)
         mixed = mix(images, labels, args.mixup, args.cutmix, batch_rng(args.seed, t.global_step, info.rank)) \
@@ -261,7 +286,8 @@ def train_one_epoch(t: Training, epoch: int, loader: Batches) -> Meter:
             logits = t.model(images if mixed is None else mixed.images)
             loss = training_loss(logits.float(), labels, mixed, args.label_smoothing)
         t.optimizer.zero_grad(set_to_none=True)
-        t.scaler.scale(loss).backward()
+        with dist.collective("the gradient all-reduce", info):  # DDP's, during backward
+            t.scaler.scale(loss).backward()
         t.scaler.step(t.optimizer)
         t.scaler.update()
         t.global_step += 1
@@ -269,18 +295,23 @@ def train_one_epoch(t: Training, epoch: int, loader: Batches) -> Meter:
             t.ema.update()
         meter.update(logits, labels if mixed is None else mixed.dominant_labels, loss)
         bar.update(1)
-        if nbatch == 0:
-            tic = time.time()  # as MXNet's Speedometer, time from the end of the first batch
+        if nbatch == start:
+            tic, tic_batch = time.time(), nbatch  # as MXNet's Speedometer, time from the end of the first batch
         if nbatch % args.disp_batches == 0 and nbatch > 0:
             _check_finite(meter, epoch, window_start)
-            speed = args.disp_batches * args.batch_size / (time.time() - tic)
+            speed = (nbatch - tic_batch) * args.batch_size / (time.time() - tic)
             window = meter.close_window(args.loss)
             log.info("Epoch[%d] Batch [%d-%d]\tSpeed: %.2f samples/sec\t%s", epoch, nbatch - args.disp_batches,
                      nbatch, speed, format_metrics(window))
             t.metrics.log_batch(epoch, nbatch, speed, lr, dict(window), time.time() - epoch_start)
             bar.set_postfix_str(f"{speed:.0f} samples/sec")
             window_start = nbatch + 1
-            tic = time.time()
+            tic, tic_batch = time.time(), nbatch
+        checkpoint_now, stop = t.interruptions.poll(nbatch + 1)
+        if checkpoint_now and (stop or nbatch + 1 < len(loader)):  # at the end, the epoch's own comes next
+            save(t, Position(epoch, nbatch + 1), meter)
+        if stop:
+            raise Preempted
     _check_finite(meter, epoch, window_start)
     bar.close()
     return meter
@@ -319,7 +350,8 @@ def fit(args: argparse.Namespace, network: nn.Module, data_loader: LoaderFactory
     network holds (pre-trained ones, for fine-tuning) instead of applying --initializer. Returns rank 0's
     last-epoch metrics ({'accuracy': ..., 'validation-accuracy': ...})."""
     check_args(args)
-    return dist.run(args.gpus, args.kv_store, args.batch_size, _TrainingRun(args, network, data_loader, initialized))
+    return dist.run(args.gpus, args.kv_store, args.batch_size, _TrainingRun(args, network, data_loader, initialized),
+                    timeout=args.dist_timeout)
 
 
 @dataclass
@@ -347,11 +379,8 @@ def _train(args: argparse.Namespace, model: nn.Module, data_loader: LoaderFactor
         test_io(args, train, info)
         return {}
 
-    begin_epoch = args.load_epoch or 0
-    states = None
-    if args.load_epoch:
-        states = restore(args, model)
-    elif not initialized:
+    begin, states = resume(args, model)
+    if begin == Position(0) and not initialized:
         initialize(model, args.initializer, args.network)
     if info.device.type == "cpu":
         # weights and gradients that decay into denormal floats slow CPU arithmetic several times over
@@ -371,37 +400,48 @@ def _train(args: argparse.Namespace, model: nn.Module, data_loader: LoaderFactor
 
     dtype = DTYPES[args.dtype]
     t = Training(
-        args, trained, build_optimizer(args, model),
+        args, trained, model, build_optimizer(args, model),
         scaler=torch.amp.GradScaler(info.device.type, enabled=dtype == torch.float16),
         autocast=(lambda: torch.autocast(info.device.type, dtype=dtype)) if dtype != torch.float32
         else contextlib.nullcontext,
         normalize=Normalizer(train.mean, train.std, info.device), info=info, metrics=MetricsLog(metrics_path(args) if info.is_primary else None,
                                       args.tensorboard if info.is_primary else None, len(train)),
-        steps_per_epoch=len(train), global_step=begin_epoch * len(train),
-        ema=WeightAverage(model, args.ema_decay) if args.ema_decay else None)
+        steps_per_epoch=len(train), interruptions=Interruptions(args.checkpoint_interval, info, args.disp_batches),
+        global_step=begin.epoch * len(train), ema=WeightAverage(model, args.ema_decay) if args.ema_decay else None)
     if states is not None:
         t.optimizer.load_state_dict(states["optimizer"])
         t.scaler.load_state_dict(states["scaler"])
-        torch.set_rng_state(states["rng"])
+        _set_rng_state(states["rng"], info)
         t.global_step = states["global_step"]
-    if t.ema is not None and args.load_epoch:
-        restore_average(args, t.ema, states)
+    if t.ema is not None and begin != Position(0):
+        restore_average(args, t.ema, begin, states)
     if args.model_prefix and info.is_primary:
         checkpoint.save_symbol(args.model_prefix, args.network, _json_args(args))
         if t.ema is not None:
             checkpoint.save_symbol(checkpoint.ema_prefix(args.model_prefix), args.network, _json_args(args))
 
     results: dict[str, float] = {}
-    with t.metrics:
-        for epoch in range(begin_epoch, args.num_epochs):
+    with t.metrics, t.interruptions:
+        for epoch in range(begin.epoch, args.num_epochs):
             tic = time.time()
-            train_values = train_one_epoch(t, epoch, train).total_values(args.loss)
+            start, meter = 0, None
+            if epoch == begin.epoch and begin.batch:  # resuming in the middle of this epoch
+                start, meter = begin.batch, Meter(args.top_k, info)
+                meter.load_state_dict(states["meters"][info.rank])
+            try:
+                train_values = train_one_epoch(t, epoch, train, start, meter).total_values(args.loss)
+            except Preempted:
+                if not args.model_prefix:
+                    log.warning("stopped without a checkpoint: there is no --model-prefix")
+                log.info("stopped; exiting with code %d: the same command with --resume continues",
+                         PREEMPTED_EXIT_CODE)
+                raise SystemExit(PREEMPTED_EXIT_CODE) from None
             for name, value in train_values:
                 log.info("Epoch[%d] Train-%s=%f", epoch, name, value)
             time_cost = time.time() - tic
             log.info("Epoch[%d] Time cost=%.3f", epoch, time_cost)
             if args.model_prefix and ((epoch + 1) % args.save_period == 0 or epoch + 1 == args.num_epochs):
-                save(t, model, epoch + 1)
+                save(t, Position(epoch + 1))
             val_values = validate(t, t.model, val, epoch, "") + validate(t, t.ema and t.ema.module, val, epoch, "ema-")
             t.metrics.log_epoch(epoch, len(train) * args.batch_size / time_cost,
                                 learning_rate(args, t.global_step - 1, t.steps_per_epoch),
@@ -423,39 +463,102 @@ def validate(t: Training, model: nn.Module | None, val: Batches | None, epoch: i
     return values
 
 
-def restore(args: argparse.Namespace, model: nn.Module) -> dict | None:
-    """Load the weights saved after --load-epoch; return the training state saved with them, if there is
-    one (CheckpointError when it was saved with other weights)."""
-    checkpoint.load_params(model, args.model_prefix, args.load_epoch)
-    log.info("Loaded %s", checkpoint.params_path(args.model_prefix, args.load_epoch))
-    states = checkpoint.states_path(args.model_prefix, args.load_epoch)
-    if os.path.exists(states):
-        return checkpoint.load_states(args.model_prefix, args.load_epoch)
-    log.warning("no optimizer state %s: continuing with a fresh optimizer", states)
-    return None
+def resume(args: argparse.Namespace, model: nn.Module) -> tuple[Position, dict | None]:
+    """Where training starts, with the weights loaded into `model` and the training state saved with them:
+    --load-epoch's checkpoint, the newest complete one with --resume, or the beginning (Position(0), None)."""
+    if args.load_epoch:
+        return Position(args.load_epoch), restore(args, model, Position(args.load_epoch))
+    if args.resume:
+        for position in checkpoint.saved_positions(args.model_prefix):
+            try:
+                states = restore(args, model, position)
+            except checkpoint.CheckpointError as e:  # a save interrupted between its files
+                log.warning("--resume: skipping the checkpoint at %s: %s", position, e)
+                continue
+            log.info("--resume: continuing from %s", position)
+            return position, states
+        log.info("--resume: no checkpoint under %s yet, starting from the beginning", args.model_prefix)
+    return Position(0), None
 
 
-def restore_average(args: argparse.Namespace, ema: WeightAverage, states: dict | None) -> None:
-    """Load the weight average saved with --load-epoch's checkpoint; without one (a run that had no
+def restore(args: argparse.Namespace, model: nn.Module, position: Position) -> dict | None:
+    """Load the weights saved at `position`; return the training state saved with them, if there is one
+    (CheckpointError when it was saved with other weights). The state is read first, so that a checkpoint
+    that does not hold together leaves `model` untouched."""
+    states_path = checkpoint.states_path(args.model_prefix, *position)
+    states = checkpoint.load_states(args.model_prefix, *position) if os.path.exists(states_path) else None
+    checkpoint.load_params(model, args.model_prefix, position.epoch, batch=position.batch)
+    log.info("Loaded %s", checkpoint.params_path(args.model_prefix, *position))
+    if states is None:
+        log.warning("no optimizer state %s: continuing with a fresh optimizer", states_path)
+    return states
+
+
+def restore_average(args: argparse.Namespace, ema: WeightAverage, position: Position, states: dict | None) -> None:
+    """Load the weight average saved with the checkpoint at `position`; without one (a run that had no
     --ema-decay), the average starts from the loaded weights."""
     prefix = checkpoint.ema_prefix(args.model_prefix)
     digest = (states or {}).get(checkpoint.EMA_DIGEST)
     if digest is None:
-        log.warning("no weight average was saved with epoch %d: it starts from the loaded weights", args.load_epoch)
+        log.warning("no weight average was saved at %s: it starts from the loaded weights", position)
         return
-    checkpoint.load_params(ema.module, prefix, args.load_epoch, digest)
-    log.info("Loaded %s", checkpoint.params_path(prefix, args.load_epoch))
+    checkpoint.load_params(ema.module, prefix, position.epoch, digest, position.batch)
+    log.info("Loaded %s", checkpoint.params_path(prefix, *position))
 
 
-def save(t: Training, model: nn.Module, epoch: int) -> None:
-    """Checkpoint after `epoch` epochs (and the weight average, with --ema-decay), from rank 0, once all
-    processes are known to agree."""
-    check_replicas_agree(model, t.info)
-    if t.info.is_primary:
-        path = checkpoint.save_checkpoint(t.args.model_prefix, epoch, model, {
-            "epoch": epoch, "global_step": t.global_step, "optimizer": t.optimizer.state_dict(),
-            "scaler": t.scaler.state_dict(), "rng": torch.get_rng_state()}, t.ema and t.ema.module)
-        log.info('Saved checkpoint to "%s"', path)
+def save(t: Training, position: Position, meter: Meter | None = None) -> None:
+    """Checkpoint at `position` (and the weight average, with --ema-decay), from rank 0, once all processes
+    are known to agree. A mid-epoch checkpoint (`position.batch` > 0) also holds every process's `meter`;
+    it replaces the previous mid-epoch one, and an epoch's checkpoint replaces them all. Every process's
+    RNG state is saved, so that each continues its own sequence."""
+    with dist.collective("the checkpoint agreement", t.info):
+        check_replicas_agree(t.network, t.info)
+        states = {"epoch": position.epoch, "batch": position.batch, "global_step": t.global_step,
+                  "optimizer": t.optimizer.state_dict(), "scaler": t.scaler.state_dict(),
+                  "rng": _gathered(_rng_state(t.info), t.info)}
+        if meter is not None:
+            states["meters"] = _gathered(meter.state_dict(), t.info)
+    t.interruptions.checkpointed()
+    if not t.info.is_primary:
+        return
+    prefix = t.args.model_prefix
+    path = checkpoint.save_checkpoint(prefix, position.epoch, t.network, states, t.ema and t.ema.module,
+                                      position.batch)
+    log.info('Saved checkpoint to "%s"', path)
+    saved = checkpoint.saved_positions(prefix)
+    for old in saved:
+        if old.batch and old < position:
+            checkpoint.remove_checkpoint(prefix, old)
+    if not position.batch and t.args.keep_checkpoints:
+        for old in [p for p in saved if not p.batch][t.args.keep_checkpoints:]:
+            checkpoint.remove_checkpoint(prefix, old)
+
+
+def _gathered(obj, info: DistInfo) -> list:
+    """`obj` of every process, in rank order (a collective: every process calls it)."""
+    if not info.distributed:
+        return [obj]
+    objects = [None] * info.world_size
+    torch.distributed.all_gather_object(objects, obj)
+    return objects
+
+
+def _rng_state(info: DistInfo) -> dict[str, torch.Tensor]:
+    state = {"cpu": torch.get_rng_state()}
+    if info.device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(info.device)
+    return state
+
+
+def _set_rng_state(saved: list[dict[str, torch.Tensor]] | torch.Tensor, info: DistInfo) -> None:
+    """This process's RNG state from a checkpoint (one per process; older checkpoints hold rank 0's alone)."""
+    if isinstance(saved, torch.Tensor):
+        torch.set_rng_state(saved)
+        return
+    mine = saved[info.rank % len(saved)]
+    torch.set_rng_state(mine["cpu"])
+    if "cuda" in mine and info.device.type == "cuda":
+        torch.cuda.set_rng_state(mine["cuda"], info.device)
 
 
 def metrics_path(args: argparse.Namespace) -> str | None:

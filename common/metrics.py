@@ -41,6 +41,18 @@ class Meter:
         self.labels.append(labels)
         self.losses.append(loss.detach())
 
+    def state_dict(self) -> dict:
+        """The totals and the open window, on the CPU: what a run resumed in the middle of an epoch needs to
+        log the same values."""
+        return {"totals": self.totals.cpu(), "total_count": self.total_count,
+                "window": [[t.cpu() for t in ts] for ts in (self.predictions, self.labels, self.losses)]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.totals.copy_(state["totals"])
+        self.total_count = state["total_count"]
+        device = self.totals.device
+        self.predictions, self.labels, self.losses = ([t.to(device) for t in ts] for ts in state["window"])
+
     def first_nonfinite(self) -> int:
         """Position in the current window of the first batch whose loss was NaN or infinite, else -1."""
         if not self.losses:
@@ -78,7 +90,8 @@ class Meter:
     def _named(self, sums: torch.Tensor, count: int, loss_name: str) -> list[tuple[str, float]]:
         """[(name, value)] over all processes, in MXNet's order: accuracy, top_k_accuracy_K, then the loss
         when asked."""
-        sums = dist.all_reduce_sum(torch.cat((sums, sums.new_tensor([count]))), self.info)
+        with dist.collective("the metric all-reduce", self.info):
+            sums = dist.all_reduce_sum(torch.cat((sums, sums.new_tensor([count]))), self.info)
         means = (sums[:3] / max(sums[3].item(), 1)).tolist()
         out = [("accuracy", means[0])]
         if self.top_k > 1:
