@@ -139,8 +139,13 @@ def run(gpus_option: str, kv_store: str, batch_size: int, worker: Callable[[Dist
         return _in_group(machine, world, _device(gpus, 0), worker, timeout)
     ctx = mp.get_context("spawn")
     results = ctx.SimpleQueue()
-    mp.spawn(_spawned, args=(machine * per_machine, world, gpus, worker, timeout, results),
-             nprocs=per_machine)
+    try:
+        mp.spawn(_spawned, args=(machine * per_machine, world, gpus, worker, timeout, results),
+                 nprocs=per_machine)
+    except mp.ProcessExitedException as e:
+        if e.exit_code > 0:  # a process that ended on purpose (75: stopped by a signal, after saving)
+            raise SystemExit(e.exit_code) from None
+        raise
     return results.get() if not results.empty() else None
 
 

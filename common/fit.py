@@ -79,7 +79,7 @@ def add_fit_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
                        help="resume from PREFIX-NNNN.params (and .states) saved after this epoch")
     train.add_argument("--resume", action="store_true",
                        help="continue from the newest checkpoint under --model-prefix (an epoch's or a mid-epoch "
-                            "one), or start from the beginning when there is none")
+                            "one), or start from the beginning (or --load-epoch) when there is none")
     train.add_argument("--checkpoint-interval", type=float, default=0, metavar="MINUTES",
                        help="also checkpoint in the middle of an epoch every this many minutes, e.g. 10 (0: off); "
                             "PREFIX-NNNN-BBBBBB.* files, removed once the epoch's own checkpoint is written")
@@ -133,8 +133,6 @@ def check_args(args: argparse.Namespace) -> None:
                           ("--checkpoint-interval", args.checkpoint_interval), ("--keep-checkpoints", args.keep_checkpoints)):
         if given and not args.model_prefix:
             raise FitError(f"{option} needs --model-prefix, where the checkpoints are")
-    if args.resume and args.load_epoch is not None:
-        raise FitError("give --resume (the newest checkpoint) or --load-epoch N (that epoch's), not both")
     if args.checkpoint_interval < 0 or args.keep_checkpoints < 0:
         raise FitError("--checkpoint-interval and --keep-checkpoints must be >= 0")
     if args.tensorboard and not tensorboard_available():
@@ -465,9 +463,8 @@ def validate(t: Training, model: nn.Module | None, val: Batches | None, epoch: i
 
 def resume(args: argparse.Namespace, model: nn.Module) -> tuple[Position, dict | None]:
     """Where training starts, with the weights loaded into `model` and the training state saved with them:
-    --load-epoch's checkpoint, the newest complete one with --resume, or the beginning (Position(0), None)."""
-    if args.load_epoch:
-        return Position(args.load_epoch), restore(args, model, Position(args.load_epoch))
+    the newest complete checkpoint with --resume, else --load-epoch's, else the beginning (Position(0),
+    None). (tools/launch.py --max-restarts appends --resume to a command that may hold --load-epoch.)"""
     if args.resume:
         for position in checkpoint.saved_positions(args.model_prefix):
             try:
@@ -477,7 +474,10 @@ def resume(args: argparse.Namespace, model: nn.Module) -> tuple[Position, dict |
                 continue
             log.info("--resume: continuing from %s", position)
             return position, states
-        log.info("--resume: no checkpoint under %s yet, starting from the beginning", args.model_prefix)
+        log.info("--resume: no checkpoint under %s yet, starting from the %s", args.model_prefix,
+                 "--load-epoch" if args.load_epoch else "beginning")
+    if args.load_epoch:
+        return Position(args.load_epoch), restore(args, model, Position(args.load_epoch))
     return Position(0), None
 
 

@@ -147,7 +147,6 @@ def test_keep_checkpoints_keeps_the_last_k_epochs(tiny_rec, tmp_path):
 @pytest.mark.parametrize("options, message", [
     (("--resume",), "--resume needs --model-prefix"),
     (("--checkpoint-interval", "5"), "--checkpoint-interval needs --model-prefix"),
-    (("--model-prefix", "x", "--resume", "--load-epoch", "1"), "give --resume"),
     (("--model-prefix", "x", "--keep-checkpoints", "-1"), "must be >= 0"),
 ])
 def test_bad_interruption_options_are_one_line_errors(fake_mnist, options, message):
@@ -155,3 +154,59 @@ def test_bad_interruption_options_are_one_line_errors(fake_mnist, options, messa
     result = run_script("train_mnist.py", "--data-dir", str(fake_mnist), *options)
     one_line_error(result, message)
     assert result.returncode == 2
+
+
+def training_processes(model_prefix: str) -> list[int]:
+    """The pids of the `python train_mnist.py ... --model-prefix model_prefix` processes (not the launcher
+    or the guards, whose command lines hold the same words further on)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().decode(errors="replace").split("\0")
+        except (OSError, ValueError):
+            continue
+        if len(argv) > 1 and argv[1] == "train_mnist.py" and model_prefix in argv:
+            pids.append(int(entry))
+    return sorted(pids)
+
+
+def test_sigterm_to_one_of_two_workers_stops_both_at_the_same_step(fake_mnist, tmp_path):
+    """Two gloo workers started by tools/launch.py; SIGTERM to one of them: both stop at the step they agree
+    on, the checkpoint is written, the job exits 75; with --resume it ends with the uninterrupted job's
+    weights."""
+    whole, stopped = str(tmp_path / "whole"), str(tmp_path / "stopped")
+
+    def job(prefix: str) -> list[str]:
+        return ["tools/launch.py", "-n", "2", "--launcher", "local", "python", "train_mnist.py",
+                "--data-dir", str(fake_mnist), "--network", "lenet", "--batch-size", "32", "--num-epochs", "6",
+                "--disp-batches", "2", "--kv-store", "dist_sync", "--model-prefix", prefix]
+
+    done = run_script(*job(whole))
+    assert done.returncode == 0, done.stderr
+    launcher = subprocess.Popen([sys.executable, *job(stopped)], cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    for line in launcher.stdout:
+        if "Epoch[1] Batch" in line:  # training, past the first epoch's checkpoint
+            os.kill(training_processes(stopped)[-1], signal.SIGTERM)
+            break
+    rest = launcher.stdout.read()
+    assert launcher.wait(timeout=120) == PREEMPTED_EXIT_CODE, rest
+    newest = checkpoint.saved_positions(stopped)[0]
+    assert newest.batch > 0 and newest.batch % 2 == 0, f"{newest}: not at an agreement step"
+    resumed = run_script(*job(stopped), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"--resume: continuing from {newest}" in resumed.stdout + resumed.stderr
+    with open(checkpoint.params_path(whole, 6), "rb") as a, open(checkpoint.params_path(stopped, 6), "rb") as b:
+        assert a.read() == b.read()
+
+
+def test_resume_wins_over_load_epoch_when_a_newer_checkpoint_exists(fake_mnist, tmp_path):
+    """tools/launch.py --max-restarts appends --resume to the command, which may hold --load-epoch."""
+    prefix = str(tmp_path / "mlp")
+    common = ("train_mnist.py", "--data-dir", str(fake_mnist), "--model-prefix", prefix)
+    assert run_script(*common, "--num-epochs", "2").returncode == 0
+    resumed = run_script(*common, "--num-epochs", "3", "--load-epoch", "1", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "--resume: continuing from epoch 2" in resumed.stderr
+    assert "Epoch[1]" not in resumed.stderr and "Epoch[2] Train-accuracy" in resumed.stderr
