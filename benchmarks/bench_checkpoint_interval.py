@@ -6,11 +6,13 @@
 1. `train_mnist.py` (MLP, batch 64: the step with the least work, so any per-step cost shows most) with
    `--model-prefix` and each `--checkpoint-interval` of --intervals (minutes; 0 = off, 10 = the suggested
    value), alternating, --rounds times; the speed of a run is the median of its Speedometer lines.
-2. One mid-epoch checkpoint of resnet-50 with its SGD momentum (what a 10-minute interval writes on an
+2. What the loop adds per step with an interval set: `Interruptions.poll`, timed over 100,000 calls,
+   and its share of the MLP's step (the run-to-run noise of step 1 on a shared machine is larger than it).
+3. One mid-epoch checkpoint of resnet-50 with its SGD momentum (what a 10-minute interval writes on an
    ImageNet run), timed, and its share of a 10-minute interval.
 
 Prints a Markdown table `| --checkpoint-interval | round | samples/sec | vs off |` with a median row per
-interval, then the resnet-50 line.
+interval, then the poll line and the resnet-50 line.
 """
 from __future__ import annotations
 
@@ -37,6 +39,17 @@ def mlp_speed(interval: str, epochs: int, folder: str) -> float:
     if out.returncode:
         raise SystemExit(out.stderr[-2000:])
     return median_speed(out.stdout + out.stderr)
+
+
+def poll_seconds(calls: int = 100_000) -> float:
+    """The time of one `Interruptions.poll` in a process alone, with a 10-minute interval."""
+    from common.dist import DistInfo
+    from common.interrupt import Interruptions
+    interruptions = Interruptions(10, DistInfo(), agree_every=20)
+    tic = time.perf_counter()
+    for step in range(calls):
+        interruptions.poll(step)
+    return (time.perf_counter() - tic) / calls
 
 
 def resnet50_checkpoint_seconds(folder: str) -> float:
@@ -69,7 +82,10 @@ def main(args: argparse.Namespace) -> None:
             median = statistics.median(speeds[interval])
             print(f"| {interval} | median | {median:,.0f} | {median / statistics.median(speeds[intervals[0]]):.3f} |")
         seconds = resnet50_checkpoint_seconds(folder)
-    print(f"\nresnet-50 mid-epoch checkpoint (weights, momentum, states): {seconds:.2f} s, "
+    poll = poll_seconds()
+    step = 64 / statistics.median(speeds[intervals[0]])
+    print(f"\nInterruptions.poll: {poll * 1e6:.2f} us per step, {poll / step:.2%} of the MLP's {step * 1e3:.3f} ms step")
+    print(f"resnet-50 mid-epoch checkpoint (weights, momentum, states): {seconds:.2f} s, "
           f"{seconds / 600:.2%} of a 10-minute interval")
 
 
