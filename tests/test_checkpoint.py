@@ -155,7 +155,7 @@ def test_save_killed_over_an_older_pair_is_a_clear_error_on_resume(tmp_path, mon
         checkpoint.save_checkpoint(prefix, 2, seeded_net(1), training_state(200))
     monkeypatch.undo()
     with pytest.raises(checkpoint.CheckpointError) as err:
-        fit.restore(restore_args(prefix, 2), seeded_net(2))
+        fit.restore(restore_args(prefix, 2), seeded_net(2), checkpoint.Position(2))
     message = str(err.value)
     assert "\n" not in message
     assert message.startswith(f"{prefix}-0002.states was saved with other weights than {prefix}-0002.params")
@@ -174,19 +174,19 @@ def test_save_killed_between_the_files_never_leaves_params_without_states(tmp_pa
     assert written == [checkpoint.states_path(prefix, 1)]
     assert not os.path.exists(checkpoint.params_path(prefix, 1))
     with pytest.raises(checkpoint.CheckpointError, match="m-0001.params not found"):
-        fit.restore(restore_args(prefix, 1), seeded_net(0))
+        fit.restore(restore_args(prefix, 1), seeded_net(0), checkpoint.Position(1))
 
 
 def test_resume_with_a_whole_pair_or_params_alone(tmp_path, caplog):
     prefix, weights = str(tmp_path / "m"), seeded_net(0)
     checkpoint.save_checkpoint(prefix, 3, weights, training_state(30))
     resumed = seeded_net(1)
-    assert fit.restore(restore_args(prefix, 3), resumed)["global_step"] == 30
+    assert fit.restore(restore_args(prefix, 3), resumed, checkpoint.Position(3))["global_step"] == 30
     for a, b in zip(weights.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(a, b)
     os.unlink(checkpoint.states_path(prefix, 3))  # weights alone, as MXNet's: a fresh optimizer, said
     with caplog.at_level(logging.WARNING):
-        assert fit.restore(restore_args(prefix, 3), seeded_net(1)) is None
+        assert fit.restore(restore_args(prefix, 3), seeded_net(1), checkpoint.Position(3)) is None
     assert f"no optimizer state {prefix}-0003.states: continuing with a fresh optimizer" in caplog.text
 
 

@@ -84,9 +84,9 @@ STOPPED_WORKER = """
 import os, signal, subprocess, sys, time
 directory, rank = sys.argv[1], os.environ["RANK"]
 def write(name, text=""):
-    with open(os.path.join(directory, "tmp"), "w") as f:
+    with open(os.path.join(directory, "tmp" + rank), "w") as f:
         f.write(text)
-    os.replace(os.path.join(directory, "tmp"), os.path.join(directory, name))
+    os.replace(os.path.join(directory, "tmp" + rank), os.path.join(directory, name))
 if rank == "1":
     def terminated(signum, frame):
         write("1.terminated")
