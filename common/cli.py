@@ -117,4 +117,8 @@ def run_main(main: Callable[[], object]) -> None:
         if os.environ.get("IMAGECLS_DEBUG"):
             raise
         print(f"{prog}: error: {e}", file=sys.stderr)
+        if getattr(e, "leave_at_once", False):
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(2)  # skips the interpreter's teardown, which can wait forever (see DistTimeoutError)
         sys.exit(2)

@@ -38,7 +38,10 @@ PEER_LOST = re.compile(r"timed out|timeout|connection closed|connection reset|br
 
 
 class DistTimeoutError(UserError):
-    """A collective got no answer from another process in time: it stopped responding or died."""
+    """A collective got no answer from another process in time: it stopped responding or died. The process
+    then leaves at once (`run_main`): tearing down what still waits on the lost peer (DDP, the gloo process
+    group) can block forever at interpreter exit."""
+    leave_at_once = True
 
 
 @dataclass(frozen=True)
