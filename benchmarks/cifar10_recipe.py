@@ -1,6 +1,6 @@
 """The fast CIFAR-10 recipe, end to end: pack, train resnet-20, score both test copies, draw the curve.
 
-    python benchmarks/cifar10_recipe.py --out /tmp/recipe                 # 40 epochs: about an hour on 2 CPU cores
+    python benchmarks/cifar10_recipe.py --out /tmp/recipe                 # 30 epochs: about half an hour on 2 CPU cores
     python benchmarks/cifar10_recipe.py --out /tmp/recipe --seed 1 --num-epochs 30
     python benchmarks/cifar10_recipe.py --out /tmp/recipe -- --dtype float32   # options after -- win
 
@@ -35,7 +35,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", help="folder holding cifar10/ (default: $IMAGECLS_DATASETS)")
     parser.add_argument("--out", required=True, help="where the record files, checkpoints, log and curve go")
-    parser.add_argument("--num-epochs", type=int, default=40, help="epochs to train")
+    parser.add_argument("--num-epochs", type=int, default=30, help="epochs to train")
     parser.add_argument("--seed", type=int, default=0, help="the training seed")
     parser.add_argument("extra", nargs="*", help="after --: more options for train_cifar10.py")
     return parser
