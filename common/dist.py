@@ -181,6 +181,15 @@ def _in_group(rank: int, world: int, device: torch.device, worker: Callable, tim
         tdist.destroy_process_group()
 
 
+def gather_objects(obj: Any, info: DistInfo) -> list:
+    """`obj` of every process, in rank order (a collective: every process calls it)."""
+    if not info.distributed:
+        return [obj]
+    objects = [None] * info.world_size
+    tdist.all_gather_object(objects, obj)
+    return objects
+
+
 def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
     """Sum `t` over all processes (a no-op when training alone)."""
     if info.distributed:

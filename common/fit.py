@@ -515,9 +515,9 @@ def save(t: Training, position: Position, meter: Meter | None = None) -> None:
         check_replicas_agree(t.network, t.info)
         states = {"epoch": position.epoch, "batch": position.batch, "global_step": t.global_step,
                   "optimizer": t.optimizer.state_dict(), "scaler": t.scaler.state_dict(),
-                  "rng": _gathered(_rng_state(t.info), t.info)}
+                  "rng": dist.gather_objects(_rng_state(t.info), t.info)}
         if meter is not None:
-            states["meters"] = _gathered(meter.state_dict(), t.info)
+            states["meters"] = dist.gather_objects(meter.state_dict(), t.info)
     t.interruptions.checkpointed()
     if not t.info.is_primary:
         return
@@ -532,15 +532,6 @@ def save(t: Training, position: Position, meter: Meter | None = None) -> None:
     if not position.batch and t.args.keep_checkpoints:
         for old in [p for p in saved if not p.batch][t.args.keep_checkpoints:]:
             checkpoint.remove_checkpoint(prefix, old)
-
-
-def _gathered(obj, info: DistInfo) -> list:
-    """`obj` of every process, in rank order (a collective: every process calls it)."""
-    if not info.distributed:
-        return [obj]
-    objects = [None] * info.world_size
-    torch.distributed.all_gather_object(objects, obj)
-    return objects
 
 
 def _rng_state(info: DistInfo) -> dict[str, torch.Tensor]:
