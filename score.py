@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from common import cli, data, dist, modelzoo
+from common import cli, data, dist, inference, modelzoo
 from common.augment import crop_box, cut, decode, resize_to_cover
 from common.cli import UserError
 from common.dist import DistInfo
@@ -33,6 +33,7 @@ from common.mxnet_import import ModelInfo, load_model
 
 log = logging.getLogger("score")
 INCEPTION_MEAN = "123.68,116.779,103.939"
+INFERENCE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def get_args_parser(add_help: bool = True) -> cli.ArgumentParser:
@@ -57,6 +58,8 @@ def get_args_parser(add_help: bool = True) -> cli.ArgumentParser:
     val.add_argument("--data-nthreads", type=int, default=4, help="number of processes decoding images")
     val.add_argument("--max-num-examples", type=int, help="score only the first n images")
     run = parser.add_argument_group("Running")
+    run.add_argument("--dtype", type=str, default="float32", choices=tuple(INFERENCE_DTYPES),
+                     help="the precision the network computes in")
     run.add_argument("--gpus", type=str, default="0" if torch.cuda.is_available() else "",
                      help="GPUs to use, e.g. 0 or 0,1 (one process each); empty means the CPU. "
                           "Default: GPU 0 if there is one")
@@ -107,7 +110,7 @@ class Scoring:
         loader = data.validation_batches(args.data_val, self.shape, batch, info,
                                          mean=self.mean, std=self.std, num_workers=args.data_nthreads,
                                          num_classes=self.num_classes, limit=args.max_num_examples)
-        model = self.model.to(info.device, memory_format=torch.channels_last)
+        model = inference.prepare(self.model, info.device, INFERENCE_DTYPES[args.dtype], self.shape)
         normalize = data.Normalizer(self.mean, self.std, info.device)
         tic = time.time()
         meter = evaluate(model, loader, normalize, info, top_k=min(5, self.num_classes), desc="score")
