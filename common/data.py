@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 class Batches(Protocol):
     """What every loader is. Iterating gives this process's `(images, labels)` batches of one epoch: uint8
-    NCHW images (0-255) and int64 class labels, on the CPU. `len()` is the number of batches: for training,
+    NCHW images (0-255) and int64 class labels, on the CPU: one per image (N,), or for multi-label data
+    (--label-width W > 1) W per image (N, W), each image's classes padded with -1. `len()` is the number of batches: for training,
     the same in every process, batch by batch of the same size (DDP pairs their collectives); a
     validation shard may be a batch shorter, since evaluation reduces only once, at the end.
     `set_epoch(epoch, start)` picks the epoch's order, a function of (seed, epoch, rank) only, so a resumed
@@ -226,6 +227,14 @@ def add_data_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     data.add_argument("--image-shape", type=str, default="3,224,224",
                       help="the image shape feed into the network, e.g. (3,224,224)")
     data.add_argument("--num-classes", type=int, help="the number of classes")
+    data.add_argument("--label-width", type=int, default=1,
+                      help="labels per image. 1: one class per image (a record holding several gives its first). "
+                           "N > 1: multi-label; each record holds up to N class numbers (a .lst's label columns, "
+                           "padded with -1; tools/im2rec.py --pack-label), trained with binary cross-entropy and "
+                           "reported as mAP")
+    data.add_argument("--class-names", type=str, metavar="FILE",
+                      help="the class names, one per line, line i naming class i (default: synset.txt beside "
+                           "--data-train, as tools/im2rec.py --list writes it); saved as PREFIX-synset.txt")
     data.add_argument("--num-examples", type=int, help="the number of training examples")
     data.add_argument("--data-nthreads", type=int, default=4,
                       help="number of worker processes for data decoding (0: decode in the training process)")
@@ -368,9 +377,16 @@ class RecordFiles:
         return reader.path, offset, reader.read_at(offset)
 
 
+class RecordKeys(NamedTuple):
+    """Which records a batch holds: their numbers in the files' order and their image ids (the `.lst` index)."""
+    positions: torch.Tensor
+    ids: torch.Tensor
+
+
 class _Batch(NamedTuple):
     images: torch.Tensor
     labels: torch.Tensor
+    keys: RecordKeys
     skipped: list[str]  # one warning per image that did not decode
     error: str | None   # a fatal problem (bad record or label), raised as DataError by the loader
 
@@ -378,24 +394,35 @@ class _Batch(NamedTuple):
 class _BatchDecoder(torch.utils.data.Dataset):
     """Turns a task (batch seed, record positions) into a batch; runs in the DataLoader's workers."""
 
-    def __init__(self, files: RecordFiles, preset, shape: tuple[int, int, int], num_classes: int | None):
+    def __init__(self, files: RecordFiles, preset, shape: tuple[int, int, int], num_classes: int | None,
+                 label_width: int = 1):
         self.files, self.preset, self.shape, self.num_classes = files, preset, shape, num_classes
+        self.label_width = label_width
 
-    def _record(self, position: int) -> tuple[str, int, bytes]:
-        """(where, label, image bytes) of a record; errors name the file and the byte offset."""
+    def _record(self, position: int) -> tuple[str, int, list[int], bytes]:
+        """(where, image id, labels, image bytes) of a record; errors name the file and the byte offset. With
+        label width 1 the labels are the first of the record's; wider, all of them, padded with -1."""
         path, offset, record = self.files.read(position)
         try:
             header, data = unpack(record)
         except RecordIOError as e:
             raise DataError(f"{path}: record at byte {offset}: {e}") from None
         where = f"{path}: record at byte {offset} (image id {header.id})"
-        label = float(header.label if header.flag == 0 else header.label[0])  # the first of several
-        if self.num_classes is not None and not (label.is_integer() and 0 <= label < self.num_classes):
-            raise DataError(f"{where}: label {label:g} is outside 0..{self.num_classes - 1} "
-                            f"(--num-classes {self.num_classes})")
-        if not (label.is_integer() and label >= 0):
-            raise DataError(f"{where}: label {label:g} is not a class number (0, 1, 2, ...)")
-        return where, int(label), data
+        found = [float(header.label)] if header.flag == 0 else [float(v) for v in header.label]
+        if self.label_width == 1:
+            found = found[:1]
+        else:
+            found = [label for label in found if label != -1]  # the padding of a list's label columns
+            if len(found) > self.label_width:
+                raise DataError(f"{where}: {len(found)} labels do not fit --label-width {self.label_width}")
+        for label in found:
+            if self.num_classes is not None and not (label.is_integer() and 0 <= label < self.num_classes):
+                raise DataError(f"{where}: label {label:g} is outside 0..{self.num_classes - 1} "
+                                f"(--num-classes {self.num_classes})")
+            if not (label.is_integer() and label >= 0):
+                raise DataError(f"{where}: label {label:g} is not a class number (0, 1, 2, ...)")
+        labels = [int(label) for label in found]
+        return where, header.id, labels + [-1] * (self.label_width - len(labels)), data
 
     def __getitem__(self, task: tuple[tuple[int, ...], np.ndarray]) -> _Batch:
         seed, positions = task
@@ -404,13 +431,15 @@ class _BatchDecoder(torch.utils.data.Dataset):
         if torch.utils.data.get_worker_info() is not None:
             images.share_memory_()  # decode straight into the memory the batch is handed over in
         pixels = images.numpy()
-        labels = torch.empty(len(positions), dtype=torch.int64)
+        labels = np.empty((len(positions), self.label_width), dtype=np.int64)
+        keys = RecordKeys(torch.empty(len(positions), dtype=torch.int64), torch.empty(len(positions), dtype=torch.int64))
         skipped, n = [], 0
         for position in positions:
             try:
-                where, label, data = self._record(position)
+                where, image_id, label, data = self._record(position)
             except DataError as e:  # RecordIOError too
-                return _Batch(images[:0], labels[:0], skipped, str(e))
+                return _Batch(images[:0], torch.from_numpy(labels[:0]), RecordKeys(keys.positions[:0], keys.ids[:0]),
+                              skipped, str(e))
             img = self.preset(data, rng)
             if img is None:
                 skipped.append(f"{where}: image does not decode, skipped")
@@ -422,8 +451,10 @@ class _BatchDecoder(torch.utils.data.Dataset):
             else:
                 pixels[n, 0] = img[:, :, 0]
             labels[n] = label
+            keys.positions[n], keys.ids[n] = int(position), image_id
             n += 1
-        return _Batch(images[:n], labels[:n], skipped, None)
+        labels = torch.from_numpy(np.ascontiguousarray(labels[:n, 0] if self.label_width == 1 else labels[:n]))
+        return _Batch(images[:n], labels, RecordKeys(keys.positions[:n], keys.ids[:n]), skipped, None)
 
 
 class ShardSampler(torch.utils.data.Sampler):
@@ -462,12 +493,13 @@ class ShardSampler(torch.utils.data.Sampler):
 class RecordBatches:
     """Batches decoded from record files by `num_workers` processes (the loader protocol of this module),
     in the order of a ShardSampler. Images that do not decode are skipped with a warning and counted in
-    `num_skipped`; a bad record or label raises DataError."""
+    `num_skipped`; a bad record or label raises DataError. With `label_width` N > 1 the labels of a batch
+    are (batch, N): each image's class numbers, padded with -1 (multi-label records)."""
 
     def __init__(self, files: RecordFiles, preset, shape: tuple[int, int, int], batch_size: int, *,
                  train: bool, mean: Sequence[float], std: Sequence[float], seed: int = 0, rank: int = 0,
                  world_size: int = 1, num_workers: int = 0, pin_memory: bool = False,
-                 num_classes: int | None = None):
+                 num_classes: int | None = None, label_width: int = 1):
         if len(files) < world_size:
             raise DataError(f"{files.rec_paths[0]}: {len(files)} records cannot be shared by "
                             f"{world_size} processes")
@@ -478,7 +510,7 @@ class RecordBatches:
         # No cv2.setNumThreads in the workers: after a fork it deadlocks once the parent has used OpenCV's
         # thread pool. And nothing here may point back at self, or the workers outlive the loader.
         self._loader = torch.utils.data.DataLoader(
-            _BatchDecoder(files, preset, shape, num_classes), batch_size=None, sampler=self.sampler,
+            _BatchDecoder(files, preset, shape, num_classes, label_width), batch_size=None, sampler=self.sampler,
             num_workers=num_workers, persistent_workers=num_workers > 0, pin_memory=pin_memory)
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
@@ -488,6 +520,11 @@ class RecordBatches:
         return len(self.sampler)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for images, labels, _ in self.with_keys():
+            yield images, labels
+
+    def with_keys(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, RecordKeys]]:
+        """The batches with the keys of their records (what a per-image prediction file names)."""
         for batch in self._loader:
             if batch.error:
                 raise DataError(batch.error)
@@ -495,7 +532,7 @@ class RecordBatches:
                 log.warning(message)
             self.num_skipped += len(batch.skipped)
             if len(batch.labels):
-                yield batch.images, batch.labels
+                yield batch.images, batch.labels, batch.keys
 
 
 def build_train_preset(args, shape: tuple[int, int, int]) -> TrainPreset:
@@ -534,11 +571,13 @@ def get_rec_iter(args, dist: DistInfo) -> tuple[RecordBatches | SyntheticBatches
     train_files = RecordFiles.open(args.data_train, args.data_train_idx)
     train = RecordBatches(train_files, build_train_preset(args, shape), shape, batch, train=True, mean=mean, std=std,
                           seed=args.seed, rank=dist.rank, world_size=dist.world_size, num_workers=args.data_nthreads,
-                          pin_memory=dist.device.type == "cuda", num_classes=args.num_classes)
+                          pin_memory=dist.device.type == "cuda", num_classes=args.num_classes,
+                          label_width=args.label_width)
     if not args.data_val:
         return train, None
     return train, validation_batches(args.data_val, shape, batch, dist, idx_path=args.data_val_idx, mean=mean,
-                                     std=std, num_workers=args.data_nthreads, num_classes=args.num_classes)
+                                     std=std, num_workers=args.data_nthreads, num_classes=args.num_classes,
+                                     label_width=args.label_width)
 
 
 def channel_mean_std(args: argparse.Namespace, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -554,7 +593,8 @@ def rank_batch_size(batch_size: int, dist: DistInfo) -> int:
 
 def validation_batches(path: str, shape: tuple[int, int, int], batch_size: int, dist: DistInfo, *,
                        mean: Sequence[float], std: Sequence[float], num_workers: int, idx_path: str = "",
-                       num_classes: int | None = None, limit: int | None = None) -> RecordBatches:
+                       num_classes: int | None = None, limit: int | None = None,
+                       label_width: int = 1) -> RecordBatches:
     """This rank's share of the records of `path` (the first `limit` only, when given), in file order, with
     the centred crop every validation and scoring run uses."""
     files = RecordFiles.open(path, idx_path)
@@ -563,7 +603,7 @@ def validation_batches(path: str, shape: tuple[int, int, int], batch_size: int, 
     preset = EvalPreset(height=shape[1], width=shape[2], channels=shape[0])
     return RecordBatches(files, preset, shape, batch_size, train=False, mean=mean, std=std, rank=dist.rank,
                          world_size=dist.world_size, num_workers=num_workers,
-                         pin_memory=dist.device.type == "cuda", num_classes=num_classes)
+                         pin_memory=dist.device.type == "cuda", num_classes=num_classes, label_width=label_width)
 
 
 class SyntheticBatches:
@@ -572,10 +612,11 @@ class SyntheticBatches:
 
     def __init__(self, shape: tuple[int, int, int], batch_size: int, num_classes: int, *,
                  mean: Sequence[float], std: Sequence[float], num_batches: int, seed: int = 0,
-                 pin_memory: bool = False):
+                 pin_memory: bool = False, label_width: int = 1):
         generator = torch.Generator().manual_seed(seed)
         self.images = torch.randint(0, 256, (batch_size, *shape), dtype=torch.uint8, generator=generator)
-        self.labels = torch.randint(0, num_classes, (batch_size,), generator=generator)
+        self.labels = torch.randint(0, num_classes, (batch_size,) if label_width == 1 else (batch_size, label_width),
+                                    generator=generator)
         if pin_memory:
             self.images, self.labels = self.images.pin_memory(), self.labels.pin_memory()
         self.mean, self.std = tuple(mean), tuple(std)
@@ -604,5 +645,5 @@ def get_synthetic_iter(args, dist: DistInfo) -> tuple[SyntheticBatches, None]:
     mean, std = channel_mean_std(args, shape[0])
     train = SyntheticBatches(shape, rank_batch_size(args.batch_size, dist), args.num_classes, mean=mean, std=std,
                              num_batches=args.num_examples // args.batch_size, seed=args.seed,
-                             pin_memory=dist.device.type == "cuda")
+                             pin_memory=dist.device.type == "cuda", label_width=args.label_width)
     return train, None

@@ -35,7 +35,8 @@ def write_rec(path, count, *, size=(12, 10), label=lambda i: i % 3, index=True, 
                 img[:, :, 0], img[:, :, 2] = i, 200
             else:
                 img = pixels(i, size)
-            header = IRHeader(0, float(label(i)), i, 0)
+            value = label(i)  # a list: several labels (im2rec --pack-label)
+            header = IRHeader(0, [float(v) for v in value] if isinstance(value, list) else float(value), i, 0)
             if i in bad:
                 payload = pack(header, b"broken")
             else:
