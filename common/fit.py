@@ -29,7 +29,8 @@ from common.dist import DistInfo
 from common.checkpoint import Position
 from common.ema import WeightAverage
 from common.interrupt import PREEMPTED_EXIT_CODE, Interruptions, Preempted
-from common.metrics import Meter, evaluate, format_metrics
+from common.labels import training_class_names
+from common.metrics import Meter, classification_loss, evaluate, format_metrics, make_meter
 from common.metrics_log import MetricsLog, tensorboard_available
 from common.mixup import MixedBatch, batch_rng, mix
 from symbols.layers import synchronize_batchnorm
@@ -153,6 +154,14 @@ def check_args(args: argparse.Namespace) -> None:
     for option in ("mixup", "cutmix", "mixup_off_epochs"):
         if getattr(args, option) < 0:
             raise FitError(f"--{option.replace('_', '-')} must be >= 0, got {getattr(args, option)}")
+    if label_width(args) < 1:
+        raise FitError(f"--label-width must be at least 1, got {args.label_width}")
+    if label_width(args) > 1:
+        for option, value in (("--mixup", args.mixup), ("--cutmix", args.cutmix),
+                              ("--label-smoothing", args.label_smoothing), ("--top-k", args.top_k)):
+            if value:
+                raise FitError(f"{option} is for one label per image; multi-label training (--label-width "
+                               f"{args.label_width}) does not support it")
 
 
 @torch.no_grad()
@@ -264,7 +273,7 @@ def train_one_epoch(t: Training, epoch: int, loader: Batches, start: int = 0, me
     when `t.interruptions` says so (raising Preempted to stop); returns the epoch's meter. Advances
     `t.global_step`."""
     args, info = t.args, t.info
-    meter = meter or Meter(args.top_k, info)
+    meter = meter or make_meter(label_width(args), args.top_k, info)
     last_line = (start - 1) // args.disp_batches * args.disp_batches  # the Speedometer line before `start`
     window_start, epoch_start = last_line + 1 if last_line > 0 else 0, time.time()
     t.model.train()
@@ -317,10 +326,16 @@ def train_one_epoch(t: Training, epoch: int, loader: Batches, start: int = 0, me
 
 def training_loss(logits: torch.Tensor, labels: torch.Tensor, mixed: MixedBatch | None,
                   label_smoothing: float) -> torch.Tensor:
-    """Cross-entropy against the labels, or against the mixed batch's blended targets."""
+    """The loss against the labels (`classification_loss`), or the cross-entropy against the mixed batch's
+    blended targets."""
     if mixed is None:
-        return F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
+        return classification_loss(logits, labels, label_smoothing)
     return F.cross_entropy(logits, mixed.targets(logits.shape[1], label_smoothing))
+
+
+def label_width(args: argparse.Namespace) -> int:
+    """--label-width; 1 for scripts without it (MNIST)."""
+    return getattr(args, "label_width", 1)
 
 
 def _check_finite(meter: Meter, epoch: int, window_start: int) -> None:
@@ -372,6 +387,8 @@ def _train(args: argparse.Namespace, model: nn.Module, data_loader: LoaderFactor
     log.info("start with arguments %s", args)
     torch.manual_seed(args.seed)  # the same initial weights in every process
 
+    class_names = training_class_names(getattr(args, "class_names", None), getattr(args, "data_train", None),
+                                       args.num_classes)
     train, val = data_loader(args, info)
     if args.test_io:
         test_io(args, train, info)
@@ -414,9 +431,11 @@ def _train(args: argparse.Namespace, model: nn.Module, data_loader: LoaderFactor
     if t.ema is not None and begin != Position(0):
         restore_average(args, t.ema, begin, states)
     if args.model_prefix and info.is_primary:
-        checkpoint.save_symbol(args.model_prefix, args.network, _json_args(args))
-        if t.ema is not None:
-            checkpoint.save_symbol(checkpoint.ema_prefix(args.model_prefix), args.network, _json_args(args))
+        prefixes = [args.model_prefix] + ([checkpoint.ema_prefix(args.model_prefix)] if t.ema is not None else [])
+        for prefix in prefixes:
+            checkpoint.save_symbol(prefix, args.network, _json_args(args))
+            if class_names is not None:
+                checkpoint.save_class_names(prefix, class_names)
 
     results: dict[str, float] = {}
     with t.metrics, t.interruptions:
@@ -424,7 +443,7 @@ def _train(args: argparse.Namespace, model: nn.Module, data_loader: LoaderFactor
             tic = time.time()
             start, meter = 0, None
             if epoch == begin.epoch and begin.batch:  # resuming in the middle of this epoch
-                start, meter = begin.batch, Meter(args.top_k, info)
+                start, meter = begin.batch, make_meter(label_width(args), args.top_k, info)
                 meter.load_state_dict(states["meters"][info.rank])
             try:
                 train_values = train_one_epoch(t, epoch, train, start, meter).total_values(args.loss)
@@ -453,7 +472,8 @@ def validate(t: Training, model: nn.Module | None, val: Batches | None, epoch: i
     """Evaluate `model` on `val` and log `Validation-<prefix><name>=value` lines; [] without either."""
     if model is None or val is None:
         return []
-    values = evaluate(model, val, t.normalize, t.info, top_k=t.args.top_k, autocast=t.autocast,
+    values = evaluate(model, val, t.normalize, t.info, top_k=t.args.top_k, label_width=label_width(t.args),
+                      autocast=t.autocast,
                       desc=f"Validation {prefix}{epoch}").total_values(t.args.loss)
     values = [(prefix + name, value) for name, value in values]
     for name, value in values:
