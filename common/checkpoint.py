@@ -3,6 +3,7 @@
 - `-symbol.json`: what rebuilds the network (its `--network` name and keyword arguments).
 - `-NNNN.params`: the weights in MXNet's NDArray list format, named as MXNet names them
   (`arg:stage1_unit1_conv1_weight`, `aux:bn_data_moving_mean`), so MXNet users recognise and can load them.
+- `-synset.txt`: the class names, when the training data had them (line i names class i).
 - `-NNNN.states`: what an exact resume needs besides the weights (optimizer, scaler, RNG, epoch), a torch
   file read with `torch.load(weights_only=True)`, with the sha256 of the `.params` bytes it belongs with.
 Every file is written to a temporary name and renamed, so an interrupted save leaves the old files whole.
@@ -165,6 +166,15 @@ def symbol_path(prefix: str) -> str:
 def save_symbol(prefix: str, network: str, kwargs: dict[str, Any]) -> None:
     doc = {"format": SYMBOL_FORMAT, "network": network, "kwargs": kwargs}
     atomic_write(symbol_path(prefix), lambda f: f.write(json.dumps(doc, indent=2, sort_keys=True).encode()))
+
+
+def class_names_path(prefix: str) -> str:
+    return f"{prefix}-synset.txt"
+
+
+def save_class_names(prefix: str, names: list[str]) -> None:
+    """`PREFIX-synset.txt`: the class names, line i naming class i, as score.py reads them."""
+    atomic_write(class_names_path(prefix), lambda f: f.write("".join(f"{name}\n" for name in names).encode()))
 
 
 def read_symbol_file(prefix: str) -> Any:

@@ -1,9 +1,11 @@
-"""Line plots saved to a file: the training curves of tools/plot_log.py and the speedup plot of
-benchmark.py. Uses a bare matplotlib Figure (Agg for PNG), so no display or pyplot state is involved."""
+"""Plots saved to a file: the line plots of tools/plot_log.py's training curves and benchmark.py's speedups,
+and the heat map of score.py's confusion matrix. Uses a bare matplotlib Figure (Agg for PNG), so no display or pyplot state is involved."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Sequence
+
+import numpy as np
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -57,3 +59,31 @@ def save_line_plots(panels: Sequence[Panel], path: str, title: str | None = None
     if title:
         figure.suptitle(title)
     figure.savefig(path)
+
+
+def save_heat_map(values: np.ndarray, names: Sequence[str], path: str, title: str, xlabel: str, ylabel: str,
+                  name_length: int = 24) -> None:
+    """Draw a square matrix of values in [0, 1] (rows and columns both named by `names`, cut to
+    `name_length` characters) as a heat map with its colour bar, each cell of 0.01 or more written as a
+    percentage, and save it to `path`."""
+    n = len(names)
+    side = min(24.0, max(6.0, 0.35 * n + 3))
+    figure = Figure(figsize=(side + 1.5, side), dpi=100, layout="constrained")
+    axes = figure.subplots()
+    image = axes.imshow(values, cmap="Blues", vmin=0, vmax=1)
+    figure.colorbar(image, ax=axes, shrink=0.8)
+    labels = [name if len(name) <= name_length else name[:name_length - 1] + "…" for name in names]
+    axes.set_xticks(range(n), labels, rotation=90, fontsize=8)
+    axes.set_yticks(range(n), labels, fontsize=8)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    if n <= CELL_TEXT_CLASSES:
+        for (row, column), value in np.ndenumerate(values):
+            if value >= 0.01:
+                axes.text(column, row, f"{100 * value:.0f}", ha="center", va="center", fontsize=7,
+                          color="white" if value > 0.5 else "black")
+    figure.savefig(path)
+
+
+CELL_TEXT_CLASSES = 50  # up to this many classes a heat map writes each cell's percentage

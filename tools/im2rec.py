@@ -1,6 +1,7 @@
 """Make image lists (.lst) and pack images into RecordIO files (.rec + .idx), as MXNet's tools/im2rec.py.
 
-    # 1. list the images of a folder of class folders (shuffled; 'prefix.lst', or _train/_val/_test lists)
+    # 1. list the images of a folder of class folders (shuffled; 'prefix.lst', or _train/_val/_test lists),
+    #    and name the classes in synset.txt beside the lists (line i: the folder of label i)
     python tools/im2rec.py --list --recursive data/caltech data/101_ObjectCategories
     # 2. pack every list starting with the prefix into '<list name>.rec' and '.idx' beside it
     python tools/im2rec.py --num-thread 2 --resize 256 --quality 95 data/caltech data/101_ObjectCategories
@@ -26,6 +27,7 @@ import cv2  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from common.augment import crop_box, cut  # noqa: E402
+from common.labels import CLASS_NAMES_FILE, write_class_names  # noqa: E402
 from common.recordio import IndexedRecordWriter, IRHeader, pack, pack_img  # noqa: E402
 
 
@@ -92,6 +94,10 @@ def make_lists(args: argparse.Namespace) -> None:
     items, labels = list_images(args.root, args.recursive, args.exts)
     for folder, label in labels.items():
         print(os.path.relpath(folder, args.root), label)
+    if args.recursive:
+        names_path = os.path.join(os.path.dirname(args.prefix) or ".", CLASS_NAMES_FILE)
+        write_class_names(names_path, [os.path.relpath(folder, args.root) for folder in labels])
+        print(f"Wrote {names_path}: {len(labels)} class names, line i naming label i")
     if args.shuffle:
         random.seed(100)
         random.shuffle(items)
@@ -235,7 +241,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     lists.add_argument("--test-ratio", type=float, default=0, help="Ratio of images to use for testing.")
     lists.add_argument("--recursive", action="store_true",
                        help="recursively walk through subdirs and assign an unique label to images in each "
-                            "folder. Otherwise only include images in the root folder and give them label 0.")
+                            "folder (and write synset.txt beside the lists: line i is the folder of label i). "
+                            "Otherwise only include images in the root folder and give them label 0.")
     lists.add_argument("--no-shuffle", dest="shuffle", action="store_false",
                        help="do not randomize the image order in <prefix>.lst")
     records = parser.add_argument_group("Options for creating database")
@@ -257,7 +264,8 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     records.add_argument("--encoding", type=str, default=".jpg", choices=[".jpg", ".png"],
                          help="specify the encoding of the images.")
     records.add_argument("--pack-label", action="store_true",
-                         help="Whether to also pack multi dimensional label in the record file")
+                         help="pack every label column of the list into the record, not only the first "
+                              "(multi-label: class numbers padded with -1; train with --label-width N)")
     return parser
 
 
