@@ -48,6 +48,7 @@ sys.path.insert(0, ROOT)
 from common import cli  # noqa: E402
 from common.cli import DataError, UserError  # noqa: E402
 from common.datasets import dataset_folder  # noqa: E402
+from common.labels import CLASS_NAMES_FILE, write_class_names  # noqa: E402
 from tools import im2rec  # noqa: E402
 
 TILES = 4  # 2x2; also the label width
@@ -187,8 +188,8 @@ def main(args: argparse.Namespace) -> None:
     names, images = find_classes(args.source)
     train_pools, val_pools = split_sources(images, np.random.default_rng([args.seed, 0]))
     os.makedirs(args.output, exist_ok=True)
-    with open(os.path.join(args.output, "synset.txt"), "w") as f:
-        f.writelines(" ".join(filter(None, (name, IMAGENETTE_NAMES.get(name)))) + "\n" for name in names)
+    write_class_names(os.path.join(args.output, CLASS_NAMES_FILE),
+                      [" ".join(filter(None, (name, IMAGENETTE_NAMES.get(name)))) for name in names])
     for number, (name, pools, count) in enumerate((("train", train_pools, args.num_train),
                                                    ("val", val_pools, args.num_val)), 1):
         # a stream per split, so that the validation mosaics do not depend on --num-train
