@@ -224,7 +224,7 @@ class Outputs:
         if len(shown) < len(names):
             title += f"; the {len(shown)} most confused of {len(names)} classes"
         plotting.save_heat_map(rows[shown][:, shown].numpy(), [names[c] for c in shown], path, title,
-                               xlabel="predicted", ylabel="true class (rows sum to 1 over all classes)")
+                               xlabel="predicted class", ylabel="true class (cells: % of its images)")
         log.info("Wrote %s and %s", path, csv_path)
 
 

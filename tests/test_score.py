@@ -193,3 +193,39 @@ def test_export_onnx(tmp_path):
     got = ort.InferenceSession(prefix + ".onnx").run(None, {"data": x})[0]
     with torch.no_grad():
         np.testing.assert_allclose(got, model(torch.from_numpy(x)).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_predictions_and_confusion_matrix_of_the_hand_set_model(tmp_path):
+    """The 16 grey images: each line of --predictions names the image, its class and the model's choice
+    (the table above); the confusion matrix counts them; two processes write the same files."""
+    rec = write_grey_records(str(tmp_path / "greys"))
+    prefix = str(tmp_path / "greys-mlp")
+    checkpoint.save_symbol(prefix, "mlp", {"num_classes": 8})
+    checkpoint.save_params(prefix, 3, grey_template_mlp())
+    predicted = [0, 1, 2, 3, 4, 5, 5, 6]  # by class: classes 6 and 7 are taken for 5 and 6
+    common = ["--model", prefix, "--load-epoch", "3", "--data-val", rec, "--image-shape", "1,28,28",
+              "--batch-size", "4", "--gpus", "", "--data-nthreads", "0"]
+    outputs = {}
+    for processes in (1, 2):
+        folder = tmp_path / f"{processes}"
+        folder.mkdir()
+        args = [*common, "--predictions", str(folder / "p.csv"), "--confusion-matrix", str(folder / "cm.png")]
+        done = run_script("score.py", *args) if processes == 1 else run_script(
+            "tools/launch.py", "-n", "2", "--launcher", "local", "python", "score.py", *args)
+        assert done.returncode == 0, done.stderr
+        outputs[processes] = [(folder / name).read_bytes() for name in ("p.csv", "cm.csv")]
+        assert (folder / "cm.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert outputs[1] == outputs[2]  # once each, in record order
+    lines = outputs[1][0].decode().splitlines()
+    assert lines[0].split(",")[:4] == ["id", "label", "class_1", "probability_1"] and len(lines) == 17
+    for i, line in enumerate(lines[1:]):
+        cells = line.split(",")
+        assert cells[:3] == [str(i), str(FILE_CLASSES[i]), str(predicted[FILE_CLASSES[i]])]
+        probabilities = [float(p) for p in cells[3::2]]
+        assert len(probabilities) == 5 and probabilities == sorted(probabilities, reverse=True)
+    expected = np.zeros((8, 8), int)
+    for k in FILE_CLASSES:
+        expected[k, predicted[k]] += 1
+    rows = outputs[1][1].decode().splitlines()
+    assert rows[0] == "true \\ predicted,0,1,2,3,4,5,6,7"
+    assert [[int(v) for v in row.split(",")[1:]] for row in rows[1:]] == expected.tolist()
