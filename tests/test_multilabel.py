@@ -1,8 +1,10 @@
 """Multi-label data (--label-width N): records holding several class numbers read as (batch, N) labels
 padded with -1; the binary cross-entropy loss; mAP and top-1-in-set accuracy counted by hand, in one process
-and pooled over two."""
+and pooled over two; the whole path from Imagenette mosaics through training to score.py."""
+import csv
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -13,7 +15,11 @@ import torch.nn.functional as F
 from common.data import DataError
 from common.dist import DistInfo, free_port
 from common.metrics import MultiLabelMeter, classification_loss, mean_average_precision, multi_hot
+from conftest import run_script
+from imagenette_recs import IMAGENETTE, needs_imagenette
 from test_data import loaders, write_rec
+from test_score import train_small_resnet
+from tools.im2rec import read_list
 
 
 # --- records to labels ---------------------------------------------------------------------------------
@@ -148,3 +154,55 @@ def test_two_processes_pool_their_images(tmp_path):
     for rank in (0, 1):
         pooled = values(json.loads((tmp_path / f"rank{rank}.json").read_text()))
         assert pooled == pytest.approx({"mAP": MAP, "top1_in_set_accuracy": IN_SET})
+
+
+# --- the whole path on real images -------------------------------------------------------------------
+
+@needs_imagenette
+def test_multi_label_training_is_scored_the_same_by_score_py(tmp_path):
+    """Imagenette mosaics (data/imagenette_mosaic.py) -> training with --label-width 4 -> score.py on the
+    checkpoint reproduces the last validation's mAP and top-1-in-set accuracy, and names every label."""
+    done = run_script("data/imagenette_mosaic.py", "--source", IMAGENETTE, "--output", str(tmp_path),
+                      "--num-train", "48", "--num-val", "24", "--tile-size", "16")
+    assert done.returncode == 0, done.stderr
+    train, val = (str(tmp_path / f"mosaic_{split}.rec") for split in ("train", "val"))
+    prefix, log = train_small_resnet(tmp_path, train, val=val, epochs=2, num_layers=8,
+                                     extra=("--label-width", "4", "--top-k", "0", "--loss", "ce"))
+    with open(log) as f:
+        logged = dict(re.findall(r"Epoch\[1\] Validation-(\S+)=([\d.]+)", f.read()))
+    assert set(logged) == {"mAP", "top1_in_set_accuracy", "binary-cross-entropy"}
+    names = (tmp_path / "synset.txt").read_text().splitlines()
+    assert open(prefix + "-synset.txt").read().splitlines() == names  # found beside --data-train
+
+    predictions = tmp_path / "predictions.csv"
+    done = run_script("score.py", "--model", prefix, "--load-epoch", "2", "--data-val", val, "--label-width", "4",
+                      "--image-shape", "3,32,32", "--gpus", "", "--data-nthreads", "1",
+                      "--predictions", str(predictions))
+    assert done.returncode == 0, done.stderr
+    for name in ("mAP", "top1_in_set_accuracy"):
+        scored = float(re.search(rf"\('{name}', ([\d.e-]+)\)", done.stderr).group(1))
+        assert scored == pytest.approx(float(logged[name]), abs=1e-6)
+    items, _ = read_list(str(tmp_path / "mosaic_val.lst"))
+    with open(predictions) as f:
+        rows = list(csv.DictReader(f))
+    assert [row["labels"] for row in rows] == ["|".join(names[int(c)] for c in item.labels if c >= 0)
+                                               for item in items]
+    probabilities = [float(row[f"probability_{k}"]) for row in rows for k in range(1, 6)]
+    assert all(0 < p < 1 for p in probabilities)  # sigmoids, each class its own
+
+
+def test_multi_label_options_that_need_one_label_are_refused():
+    for option in ("--mixup", "--cutmix", "--label-smoothing", "--top-k"):
+        done = run_script("train_imagenet.py", "--benchmark", "1", "--label-width", "3", option, "0.2"
+                          if option != "--top-k" else "5", "--num-examples", "8", "--batch-size", "8", "--gpus", "")
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.strip().splitlines()[-1].endswith(
+            f"{option} is for one label per image; multi-label training (--label-width 3) does not support it")
+
+
+def test_synthetic_multi_label_training_runs():
+    done = run_script("train_imagenet.py", "--benchmark", "1", "--label-width", "3", "--num-classes", "5",
+                      "--network", "mlp", "--image-shape", "1,28,28", "--num-examples", "16", "--batch-size", "8",
+                      "--num-epochs", "1", "--disp-batches", "1", "--gpus", "")
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"Epoch\[0\] Train-mAP=[\d.]+", done.stderr), done.stderr
