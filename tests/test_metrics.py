@@ -185,3 +185,24 @@ def test_evaluate_a_hand_set_model_over_a_partial_last_batch():
     assert values(meter.total_values("ce")) == pytest.approx(
         {"accuracy": 3 / 5, "top_k_accuracy_2": 4 / 5, "cross-entropy": 1.6 * LN2})
     assert meter.total_count == 5
+
+
+def test_confusion_counts_and_the_most_confused_classes(tmp_path):
+    from common.metrics import ConfusionCounts, most_confused_classes
+    from common.plotting import save_heat_map
+    counts = ConfusionCounts(60, torch.device("cpu"))
+    labels = torch.arange(60).repeat(10)                 # 10 images of each of 60 classes, all right ...
+    predicted = labels.clone()
+    predicted[labels == 7] = 3                           # ... but class 7 is always taken for 3 (rate 1.0),
+    predicted[(labels == 40).nonzero()[:5, 0]] = 41      # half of class 40 for 41 (0.5),
+    predicted[(labels == 12).nonzero()[:1, 0]] = 50      # one of class 12 for 50 (0.1)
+    counts.update(predicted, labels)
+    assert counts.counts.sum() == 600 and counts.counts[7, 3] == 10 and counts.counts[40, 40] == 5
+    assert most_confused_classes(counts.counts, 60) == list(range(60))  # all of them fit
+    assert most_confused_classes(counts.counts, 4) == [3, 7, 40, 41]      # the pairs by rate, largest first
+    assert most_confused_classes(counts.counts, 5) == [3, 7, 12, 40, 41]  # the next pair gives one class more
+    shown = most_confused_classes(counts.counts, 5)
+    rows = counts.counts.double() / counts.counts.sum(1, keepdim=True)
+    save_heat_map(rows[shown][:, shown].numpy(), [f"class {c}" for c in shown], str(tmp_path / "cm.png"),
+                  "5 of 60", xlabel="predicted", ylabel="true")
+    assert (tmp_path / "cm.png").read_bytes()[:4] == b"\x89PNG"
