@@ -4,7 +4,8 @@
     python data/cifar10.py --train-folder ~/datasets/cifar10/train --val-folder ~/datasets/cifar10/test
 
 The official binary archive (plain bytes: nothing in it is unpickled) is checked against its published md5.
-Images are stored as lossless PNG, so training sees the original pixels. A folder of class folders
+Images are stored as lossless PNG, so training sees the original pixels; the class names go to synset.txt
+beside the records. A folder of class folders
 (`airplane/ ... truck/`, labels in sorted order) is packed through tools/im2rec.py instead.
 """
 from __future__ import annotations
@@ -23,12 +24,14 @@ sys.path.insert(0, ROOT)
 
 from common.cli import DataError  # noqa: E402
 from common.download import DownloadError, download  # noqa: E402
+from common.labels import CLASS_NAMES_FILE, write_class_names  # noqa: E402
 from common.recordio import IndexedRecordWriter, IRHeader, pack_img  # noqa: E402
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 MD5 = "c32a1d4ab5d03f1284b67883e8d87530"
 TRAIN_FILES = [f"cifar-10-batches-bin/data_batch_{i}.bin" for i in range(1, 6)]
 TEST_FILES = ["cifar-10-batches-bin/test_batch.bin"]
+META_FILE = "cifar-10-batches-bin/batches.meta.txt"
 RECORD = 1 + 3 * 32 * 32  # label byte, then the R, G and B planes
 
 
@@ -89,6 +92,14 @@ def main() -> None:
             sys.exit(f"cifar10.py: error: {e}")
     for members, prefix in ((TRAIN_FILES, train_prefix), (TEST_FILES, val_prefix)):
         write_rec(prefix, *read_batches(archive, members))
+    write_class_names(os.path.join(args.data_dir, CLASS_NAMES_FILE), read_class_names_member(archive))
+
+
+def read_class_names_member(archive: str) -> list[str]:
+    """The archive's class names (batches.meta.txt: one per line, label order)."""
+    with tarfile.open(archive, "r:gz") as tar:
+        text = tar.extractfile(META_FILE).read().decode()
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 if __name__ == "__main__":

@@ -30,10 +30,13 @@ def test_cifar10_binary_archive_packs_lossless_records(tmp_path):
     planes = rng.integers(0, 256, (6, 3, 32, 32)).astype(np.uint8)  # R, G, B planes, as the archive stores them
     blob = b"".join(bytes([label]) + plane.tobytes() for label, plane in zip(labels, planes))
     archive = tmp_path / "cifar-10-binary.tar.gz"
+    names = b"airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n"  # as the archive's
     with tarfile.open(archive, "w:gz") as tar:
-        info = tarfile.TarInfo("cifar-10-batches-bin/test_batch.bin")
-        info.size = len(blob)
-        tar.addfile(info, io.BytesIO(blob))
+        for member, content in (("cifar-10-batches-bin/test_batch.bin", blob), (packer.META_FILE, names)):
+            info = tarfile.TarInfo(member)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    assert packer.read_class_names_member(str(archive)) == names.decode().split()
     images, read_labels = packer.read_batches(str(archive), packer.TEST_FILES)
     assert images.shape == (6, 32, 32, 3) and read_labels.tolist() == labels.tolist()
     prefix = str(tmp_path / "val")
