@@ -8,7 +8,9 @@ How processes come to be (read from the environment, as torchrun and tools/launc
   CPU process), and global ranks are RANK * per_machine + i.
 - torchrun (which also sets `LOCAL_RANK` and `LOCAL_WORLD_SIZE`): this process is one worker already;
   it takes GPU `--gpus[LOCAL_RANK]` (or the CPU).
-GPUs use NCCL, CPUs gloo.
+GPUs use NCCL, CPUs gloo. A process on a GPU lets cuDNN pick the fastest convolution algorithms for the
+run's fixed input shapes and computes float32 matmuls and convolutions in TF32 (`_use`); nothing changes on
+the CPU. `data_threads` is how many processes decode data for each training process.
 
 A collective waits at most `timeout` seconds (`run(..., timeout=)`, fit's --dist-timeout) for the other
 processes; `collective(name, info)` turns what gloo raises when a peer stopped responding or died into a
@@ -30,6 +32,9 @@ import torch.distributed as tdist
 import torch.multiprocessing as mp
 
 from common.cli import UserError
+
+MXNET_DATA_THREADS = 4  # MXNet's --data-nthreads, kept on the CPU
+MAX_GPU_DATA_THREADS = 12  # decoding processes per GPU process, however many cores the machine has
 
 
 # what gloo and the TCP store say when a peer stopped answering (timeout) or died (its sockets closed)
@@ -158,9 +163,31 @@ def _device(gpus: list[int], local_rank: int) -> torch.device:
 
 
 def _use(device: torch.device) -> torch.device:
+    """Make `device` this process's. On a GPU, with the defaults of the reference training scripts: cuDNN
+    benchmarks its convolution algorithms once per input shape (a run's shapes are fixed), and float32 matmuls
+    and convolutions run in TF32. The CPU keeps torch's defaults."""
     if device.type == "cuda":
         torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True
+        # the flags, not torch.set_float32_matmul_precision (which also changes CPU matmuls) nor the newer
+        # fp32_precision settings (after which reading these flags, as inductor does, raises)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     return device
+
+
+def data_threads(requested: int | None, gpus_option: str) -> int:
+    """The number of processes that decode data for each training process (--data-nthreads): `requested`
+    when given; on the CPU (no `--gpus`) MXNet's 4; with GPUs, this machine's cores shared by its GPU
+    processes (`--gpus`, or torchrun's LOCAL_WORLD_SIZE), at most MAX_GPU_DATA_THREADS and at least 1."""
+    if requested is not None:
+        return requested
+    gpus = parse_gpus(gpus_option)
+    if not gpus:
+        return MXNET_DATA_THREADS
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    processes = _env_int("LOCAL_WORLD_SIZE") or len(gpus)
+    return max(1, min(MAX_GPU_DATA_THREADS, cores // processes))
 
 
 def _spawned(local_rank: int, first_rank: int, world: int, gpus: list[int], worker: Callable,
