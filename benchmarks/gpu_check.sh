@@ -19,8 +19,8 @@
 # Each command runs in its own time box (timeout), cut to what is left of the 570 s the script allows
 # itself, so that a failing or hanging step leaves the others their time; its row then says FAILED with
 # the last lines of its log. --cpu-smoke runs every step on the CPU with tiny sizes (resnet-20, 32 pixels,
-# batches of 8, a few steps): steps that need a GPU say so. The data come from --data (default gpu_data/,
-# written by benchmarks/gpu_check_data.py). $PYTHON (default python3) runs the Python scripts.
+# batches of 8, a few steps, one thread): steps that need a GPU say so. The data come from --data (default
+# gpu_data/, written by benchmarks/gpu_check_data.py). $PYTHON (default python3) runs the Python scripts.
 set -uo pipefail
 
 USAGE="usage: bash benchmarks/gpu_check.sh OUT_DIR [--cpu-smoke] [--data DIR]"
@@ -40,7 +40,8 @@ done
 [ -n "$OUT" ] || die "no OUT_DIR ($USAGE)"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATA="${DATA:-$ROOT/gpu_data}"
-[ -d "$DATA" ] || die "data folder $DATA not found: run python benchmarks/gpu_check_data.py first, or give --data DIR"
+[ -d "$DATA" ] \
+  || die "data folder $DATA not found: run python benchmarks/gpu_check_data.py first, or give --data DIR"
 DATA="$(cd "$DATA" && pwd)"
 for rec in imagenette cifar10_train cifar10_val; do
   [ -f "$DATA/$rec.rec" ] || die "$DATA/$rec.rec not found: run python benchmarks/gpu_check_data.py first"
@@ -61,8 +62,10 @@ if [ "$SMOKE" = 1 ]; then
   SPAWN=(--cpu --steps 1 --batch-size 8)
   # inductor compiles for minutes on 2 cores: here torch.compile traces the graph and runs it eagerly
   export TORCH_COMPILE_OVERRIDE_BACKENDS=">=0:eager" COMPILED="--compile 1, dynamo's eager backend"
+  # tiny steps gain nothing from more threads, whose OpenMP spinning took 2-3x the CPU time on 2 cores
+  export OMP_NUM_THREADS=1
 else
-  MODE=gpu BUDGET=570 GPUS=0 GPUS_SHOWN=0 DEVICE=cuda BACKEND=NCCL THREADS=()  # the suite's default --data-nthreads
+  MODE=gpu BUDGET=570 GPUS=0 GPUS_SHOWN=0 DEVICE=cuda BACKEND=NCCL THREADS=()  # THREADS: the suite's default
   NET=(--network resnet --num-layers 50) NET_NAME=resnet-50 SIZE=224 BATCH=256 STEPS=60 DISP=10 FP16_STEPS=200
   LOADER_THREADS=(8 15) LOADER_EPOCHS=4 LOADER_DISP=5 CIFAR_BATCH=128 CIFAR_EPOCHS=15 CIFAR_DISP=10
   SPAWN=(--steps 20) COMPILED="--compile 1"
@@ -71,8 +74,8 @@ else
 fi
 REPORT_SECONDS=40  # kept for the table at the end
 SHAPE="3,$SIZE,$SIZE"
-SYNTHETIC=(train_imagenet.py --benchmark 1 "${NET[@]}" --gpus "$GPUS" --batch-size "$BATCH" --image-shape "$SHAPE"
-           --num-epochs 1 --disp-batches "$DISP")
+SYNTHETIC=(train_imagenet.py --benchmark 1 "${NET[@]}" --gpus "$GPUS" --batch-size "$BATCH"
+           --image-shape "$SHAPE" --num-epochs 1 --disp-batches "$DISP")
 IMAGENETTE=(--data-train "$DATA/imagenette.rec" --use-imagenet-data-augmentation 1)
 CIFAR=(train_cifar10.py --network resnet --num-layers 20 --gpus "$GPUS" --data-train "$DATA/cifar10_train.rec"
        --data-val "$DATA/cifar10_val.rec" --batch-size "$CIFAR_BATCH" --lr 0.1 --warmup-epochs 1
@@ -111,14 +114,17 @@ loader_step() {  # KEY THREADS
 }
 loader_step 2a "${LOADER_THREADS[0]}"
 loader_step 2b "${LOADER_THREADS[1]}"
-step 3 train 150 "train_cifar10.py resnet-20, CIFAR-10 subset, bfloat16, batch $CIFAR_BATCH, $CIFAR_EPOCHS epochs" \
+step 3 train 150 "train_cifar10.py resnet-20, CIFAR-10 subset, bfloat16, batch $CIFAR_BATCH, \
+$CIFAR_EPOCHS epochs" \
   "$PY" "${CIFAR[@]}" --num-epochs "$CIFAR_EPOCHS"
 step 4a train 120 "$NET_NAME training, synthetic data, float16 with loss scaling, $FP16_STEPS steps" \
-  "$PY" "${SYNTHETIC[@]}" --num-examples $((BATCH * FP16_STEPS)) --dtype float16 --model-prefix "$SCRATCH/fp16"
+  "$PY" "${SYNTHETIC[@]}" --num-examples $((BATCH * FP16_STEPS)) --dtype float16 \
+  --model-prefix "$SCRATCH/fp16"
 score_step() {  # KEY DTYPE
-  step "$1" score 90 "score.py --gpus $GPUS_SHOWN on Imagenette .rec, $2, batch $BATCH, the checkpoint of 4a" \
+  step "$1" score 90 "score.py --gpus $GPUS_SHOWN on Imagenette .rec, $2, batch $BATCH, 4a's checkpoint" \
     "$PY" score.py --model "$SCRATCH/fp16" --load-epoch 1 --data-val "$DATA/imagenette.rec" --gpus "$GPUS" \
-    --batch-size "$BATCH" --image-shape "$SHAPE" --rgb-mean 123.68,116.779,103.939 --dtype "$2" "${THREADS[@]}"
+    --batch-size "$BATCH" --image-shape "$SHAPE" --rgb-mean 123.68,116.779,103.939 --dtype "$2" \
+    "${THREADS[@]}"
 }
 score_step 4b float32
 score_step 4c bfloat16
@@ -126,7 +132,7 @@ score_step 4c bfloat16
 step 5a train 90 "--gpus $GPUS_SHOWN --kv-store nccl, one process in a process group over $BACKEND \
 (torchrun's variables), 1 epoch" \
   env RANK=0 WORLD_SIZE=1 LOCAL_RANK=0 LOCAL_WORLD_SIZE=1 MASTER_ADDR=127.0.0.1 \
-  MASTER_PORT="$("$PY" -c 's = __import__("socket").socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')" \
+  MASTER_PORT="$("$PY" -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')" \
   "$PY" "${CIFAR[@]}" --kv-store nccl --num-epochs 1
 step 5b spawn:5c 90 "the processes --gpus 0,1,... starts, one per GPU, DDP over $BACKEND \
 (benchmarks/gpu_check_spawn.py)" \
@@ -137,6 +143,7 @@ step 1b train 300 "$NET_NAME training, synthetic data, bfloat16, batch $BATCH, $
 if ! timeout 30 "$PY" benchmarks/gpu_check_report.py --manifest "$SCRATCH/manifest.tsv" --mode "$MODE" \
     --seconds "$SECONDS" > "$OUT/gpu_check.md" 2> "$SCRATCH/report.err"; then
   { echo "benchmarks/gpu_check_report.py failed: $(tail -3 "$SCRATCH/report.err")"; echo
-    echo "key, kind, exit code, seconds, time box, label:"; cat "$SCRATCH/manifest.tsv"; } > "$OUT/gpu_check.md"
+    echo "key, kind, exit code, seconds, time box, label:"; cat "$SCRATCH/manifest.tsv"
+  } > "$OUT/gpu_check.md"
 fi
 cat "$OUT/gpu_check.md"

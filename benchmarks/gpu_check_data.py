@@ -71,8 +71,8 @@ def main(args: argparse.Namespace) -> None:
         return dataset_folder(args.datasets and os.path.join(args.datasets, name), name, "--datasets")
 
     os.makedirs(args.out, exist_ok=True)
-    recs = [pack(folder("imagenette-224/val"), args.imagenette_per_class, os.path.join(args.out, "imagenette"),
-                 "--resize", str(args.resize), "--quality", str(args.quality)),
+    recs = [pack(folder("imagenette-224/val"), args.imagenette_per_class,
+                 os.path.join(args.out, "imagenette"), "--resize", str(args.resize), "--quality", str(args.quality)),
             pack(folder("cifar10/train"), args.cifar_per_class, os.path.join(args.out, "cifar10_train"),
                  "--pass-through"),
             pack(folder("cifar10/test"), args.cifar_val_per_class, os.path.join(args.out, "cifar10_val"),
