@@ -90,11 +90,10 @@ step() {
   local left=$((BUDGET - REPORT_SECONDS - SECONDS))
   [ "$box" -le "$left" ] || box=$left
   if [ "$box" -ge 10 ]; then
-    { printf '### %s: %s\n$' "$key" "$label"; for arg in "$@"; do printf ' %s' "${arg:-''}"; done; echo
-    } > "$SCRATCH/$key.log"
-    timeout -k 10 "$box" "$@" >> "$SCRATCH/$key.log" 2>&1
+    timeout -k 10 "$box" "$@" > "$SCRATCH/$key.log" 2>&1
     rc=$?
-    cat "$SCRATCH/$key.log" >> "$OUT/step${key:0:1}.log"
+    { printf '### %s: %s\n$' "$key" "$label"; for arg in "$@"; do printf ' %s' "${arg:-''}"; done; echo
+      cat "$SCRATCH/$key.log"; } >> "$OUT/step${key:0:1}.log"
   fi
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$key" "$kind" "$rc" "$((SECONDS - start))" "$box" "$label" \
     >> "$SCRATCH/manifest.tsv"

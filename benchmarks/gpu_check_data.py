@@ -71,12 +71,12 @@ def main(args: argparse.Namespace) -> None:
         return dataset_folder(args.datasets and os.path.join(args.datasets, name), name, "--datasets")
 
     os.makedirs(args.out, exist_ok=True)
-    recs = [pack(folder("imagenette-224/val"), args.imagenette_per_class,
-                 os.path.join(args.out, "imagenette"), "--resize", str(args.resize), "--quality", str(args.quality)),
-            pack(folder("cifar10/train"), args.cifar_per_class, os.path.join(args.out, "cifar10_train"),
-                 "--pass-through"),
-            pack(folder("cifar10/test"), args.cifar_val_per_class, os.path.join(args.out, "cifar10_val"),
-                 "--pass-through")]
+    recs = [pack(folder(source), per_class, os.path.join(args.out, name), *options)
+            for source, per_class, name, options in (
+                ("imagenette-224/val", args.imagenette_per_class, "imagenette",
+                 ("--resize", str(args.resize), "--quality", str(args.quality))),
+                ("cifar10/train", args.cifar_per_class, "cifar10_train", ("--pass-through",)),
+                ("cifar10/test", args.cifar_val_per_class, "cifar10_val", ("--pass-through",)))]
     total = 0
     for rec in recs:
         size = sum(os.path.getsize(rec[:-4] + ext) for ext in (".rec", ".idx"))
