@@ -62,7 +62,9 @@ def get_args_parser(add_help: bool = True) -> cli.ArgumentParser:
     val.add_argument("--rgb-std", type=str, default="1,1,1", help="std divided per channel, after the mean")
     val.add_argument("--image-shape", type=str, default="3,224,224", help="channels,height,width fed to the model")
     val.add_argument("--batch-size", type=int, default=64, help="images per batch, over all devices")
-    val.add_argument("--data-nthreads", type=int, default=4, help="number of processes decoding images")
+    val.add_argument("--data-nthreads", type=int, default=None,
+                     help="number of processes decoding images (default: 4 on the CPU; with --gpus, the cores "
+                          "shared by the GPU processes, at most 12 each)")
     val.add_argument("--max-num-examples", type=int, help="score only the first n images")
     val.add_argument("--label-width", type=int, default=1,
                      help="labels per image: N > 1 scores multi-label records (class numbers padded with -1) "
@@ -136,7 +138,8 @@ class Scoring:
         batch = data.rank_batch_size(args.batch_size, info)
         num_classes = len(self.names)
         loader = data.validation_batches(args.data_val, self.shape, batch, info,
-                                         mean=self.mean, std=self.std, num_workers=args.data_nthreads,
+                                         mean=self.mean, std=self.std,
+                                         num_workers=dist.data_threads(args.data_nthreads, args.gpus),
                                          num_classes=num_classes, limit=args.max_num_examples,
                                          label_width=args.label_width)
         model = inference.prepare(self.model, info.device, INFERENCE_DTYPES[args.dtype], self.shape)

@@ -20,7 +20,7 @@ import torch.utils.data
 from common import cli
 from common.augment import EvalPreset, TrainPreset
 from common.cli import DataError, UserError, parse_image_shape
-from common.dist import DistInfo
+from common.dist import DistInfo, data_threads
 from common.download import download
 from common.recordio import RecordIOError, RecordReader, read_index, unpack
 
@@ -236,8 +236,10 @@ def add_data_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
                       help="the class names, one per line, line i naming class i (default: synset.txt beside "
                            "--data-train, as tools/im2rec.py --list writes it); saved as PREFIX-synset.txt")
     data.add_argument("--num-examples", type=int, help="the number of training examples")
-    data.add_argument("--data-nthreads", type=int, default=4,
-                      help="number of worker processes for data decoding (0: decode in the training process)")
+    data.add_argument("--data-nthreads", type=int, default=None,
+                      help="number of worker processes for data decoding (0: decode in the training process). "
+                           "Default: 4 on the CPU (MXNet's); with --gpus, this machine's cores shared by the GPU "
+                           "processes, at most 12 each")
     data.add_argument("--benchmark", type=int, default=0,
                       help="if 1, then feed the network with synthetic data")
     return data
@@ -567,16 +569,17 @@ def get_rec_iter(args, dist: DistInfo) -> tuple[RecordBatches | SyntheticBatches
     shape = parse_image_shape(args.image_shape)
     mean, std = channel_mean_std(args, shape[0])
     batch = rank_batch_size(args.batch_size, dist)
+    threads = data_threads(args.data_nthreads, getattr(args, "gpus", ""))  # benchmarks' parsers have no --gpus
     # --num-examples does not cut the data: as in MXNet it only tells the training loop the epoch size
     train_files = RecordFiles.open(args.data_train, args.data_train_idx)
     train = RecordBatches(train_files, build_train_preset(args, shape), shape, batch, train=True, mean=mean, std=std,
-                          seed=args.seed, rank=dist.rank, world_size=dist.world_size, num_workers=args.data_nthreads,
+                          seed=args.seed, rank=dist.rank, world_size=dist.world_size, num_workers=threads,
                           pin_memory=dist.device.type == "cuda", num_classes=args.num_classes,
                           label_width=args.label_width)
     if not args.data_val:
         return train, None
     return train, validation_batches(args.data_val, shape, batch, dist, idx_path=args.data_val_idx, mean=mean,
-                                     std=std, num_workers=args.data_nthreads, num_classes=args.num_classes,
+                                     std=std, num_workers=threads, num_classes=args.num_classes,
                                      label_width=args.label_width)
 
 

@@ -94,7 +94,8 @@ def add_fit_args(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
                        help="also report the loss: ce (cross-entropy) or nll_loss")
     train.add_argument("--test-io", type=int, default=0, help="1 means test reading speed without training")
     train.add_argument("--dtype", type=str, default="float32", choices=tuple(DTYPES),
-                       help="precision: float16/bfloat16 run under autocast with float32 master weights")
+                       help="precision: float16/bfloat16 run under autocast with float32 master weights; on a GPU, "
+                            "float32 convolutions and matmuls run in TF32")
     train.add_argument("--compile", type=int, default=0, help="1 compiles the network with torch.compile")
     train.add_argument("--seed", type=int, default=0, help="random seed: same seed, same run")
     train.add_argument("--log-file", type=str, help="also append the log lines to this file")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from common import cli, data
+from common import cli, data, dist
 from common.data import DataError
 from common.dist import DistInfo
 from common.recordio import IndexedRecordWriter, IRHeader, RecordWriter, pack, pack_img
@@ -60,7 +60,8 @@ def loaders(rec, *argv, dist=DistInfo()):
 def test_mxnet_option_defaults():
     args = make_args()
     assert (args.rgb_mean, args.rgb_std, args.image_shape) == ("123.68,116.779,103.939", "1,1,1", "3,224,224")
-    assert (args.data_nthreads, args.pad_size, args.fill_value, args.benchmark) == (4, 0, 127, 0)
+    assert (args.data_nthreads, args.pad_size, args.fill_value, args.benchmark) == (None, 0, 127, 0)
+    assert dist.data_threads(args.data_nthreads, "") == 4  # MXNet's default, on the CPU
     assert (args.data_train_idx, args.data_val_idx) == ("", "")
     assert (args.num_classes, args.num_examples) == (None, None)
     assert (args.random_crop, args.random_mirror, args.random_resized_crop) == (0, 0, 0)
