@@ -71,7 +71,7 @@ def save_heat_map(values: np.ndarray, names: Sequence[str], path: str, title: st
     figure = Figure(figsize=(side + 1.5, side), dpi=100, layout="constrained")
     axes = figure.subplots()
     image = axes.imshow(values, cmap="Blues", vmin=0, vmax=1)
-    figure.colorbar(image, ax=axes, shrink=0.8)
+    figure.colorbar(image, ax=axes, shrink=0.8, label="share of the row")
     labels = [name if len(name) <= name_length else name[:name_length - 1] + "…" for name in names]
     axes.set_xticks(range(n), labels, rotation=90, fontsize=8)
     axes.set_yticks(range(n), labels, fontsize=8)
@@ -83,7 +83,7 @@ def save_heat_map(values: np.ndarray, names: Sequence[str], path: str, title: st
             if value >= 0.01:
                 axes.text(column, row, f"{100 * value:.0f}", ha="center", va="center", fontsize=7,
                           color="white" if value > 0.5 else "black")
-    figure.savefig(path)
+    figure.savefig(path, bbox_inches="tight")  # long class names would otherwise push the colour bar out
 
 
 CELL_TEXT_CLASSES = 50  # up to this many classes a heat map writes each cell's percentage
