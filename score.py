@@ -28,13 +28,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from common import checkpoint, cli, data, dist, inference, metrics, modelzoo, plotting
 from common.augment import crop_box, cut, decode, resize_to_cover
 from common.cli import UserError
 from common.dist import DistInfo
-from common.labels import CLASS_NAMES_FILE, read_class_names
+from common.labels import beside, read_class_names
 from common.metrics import evaluate
 from common.mxnet_import import load_model
 
@@ -176,6 +175,7 @@ class Outputs:
     def __init__(self, num_classes: int, multi_label: bool, predictions: bool, confusion: bool,
                  device: torch.device):
         self.multi_label, self.predictions, self.confusion = multi_label, predictions, confusion
+        self.top_k = min(5, num_classes)
         self.rows: list[tuple[torch.Tensor, ...]] = []  # (positions, ids, labels, top classes, probabilities)
         self.counts = metrics.ConfusionCounts(num_classes, device) if confusion else None
 
@@ -186,26 +186,22 @@ class Outputs:
         if self.counts is not None:
             self.counts.update(logits.argmax(1), labels)
         if self.predictions:
-            probabilities = logits.sigmoid() if self.multi_label else logits.softmax(1)
-            top = probabilities.topk(min(5, logits.shape[1]), dim=1)
+            top = metrics.class_probabilities(logits, self.multi_label).topk(self.top_k, dim=1)
             self.rows.append((keys.positions, keys.ids, labels.cpu(), top.indices.cpu(), top.values.cpu()))
 
     def write_predictions(self, path: str, names: list[str], info: DistInfo) -> None:
         """`path`: a CSV line per image in record order: id, label(s), then class_1, probability_1 ... for the
         5 most likely classes (a multi-label image's labels joined by '|'; probabilities are the sigmoids)."""
-        parts = [torch.cat(column) if self.rows else None for column in zip(*self.rows)] or [None] * 5
         with dist.collective("the predictions gather", info):
-            gathered = [g for g in dist.gather_objects(parts, info) if g[0] is not None]
+            everyone = dist.gather_concatenated([list(column) for column in zip(*self.rows)], info)
         if not info.is_primary:
             return
-        positions, ids, labels, classes, probabilities = (torch.cat(column) for column in zip(*gathered)) \
-            if gathered else (torch.empty(0, dtype=torch.int64),) * 5
+        positions, ids, labels, classes, probabilities = everyone or [torch.empty(0, dtype=torch.int64)] * 5
         order = positions.argsort()
-        k = classes.shape[1] if classes.dim() == 2 else 0
         with open(path, "w", newline="") as f:
             writer = csv.writer(f)
-            writer.writerow(["id", "labels" if self.multi_label else "label"] +
-                            [f"{column}_{i}" for i in range(1, k + 1) for column in ("class", "probability")])
+            writer.writerow(["id", "labels" if self.multi_label else "label"] + [
+                f"{column}_{i}" for i in range(1, self.top_k + 1) for column in ("class", "probability")])
             for row in order.tolist():
                 true = [names[c] for c in labels[row].view(-1).tolist() if c >= 0]
                 top = [cell for c, p in zip(classes[row].tolist(), probabilities[row].tolist())
@@ -238,9 +234,7 @@ class Outputs:
 def class_names(args: argparse.Namespace, prefix: str, num_classes: int) -> list[str]:
     """The model's class names: PREFIX-synset.txt (written by training) or synset.txt beside the checkpoint;
     for a zoo model, its published synset (downloaded). Class numbers when there are none."""
-    path = next((p for p in (checkpoint.class_names_path(prefix), os.path.join(os.path.dirname(prefix) or ".",
-                                                                             CLASS_NAMES_FILE))
-                 if os.path.exists(p)), None)
+    path = next((p for p in (checkpoint.class_names_path(prefix), beside(prefix)) if os.path.exists(p)), None)
     if path is None and args.model in modelzoo.MODELS:
         try:
             path = modelzoo.download_synset(args.model, args.model_dir)
@@ -268,7 +262,7 @@ def predict(image_path: str, model: nn.Module, shape: tuple[int, int, int], mean
     x = (x - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
     with torch.inference_mode():
         logits = model(x).float()[0]
-    probs = logits.sigmoid() if multi_label else F.softmax(logits, dim=0)
+    probs = metrics.class_probabilities(logits, multi_label)
     top = probs.topk(min(5, len(probs)))
     for p, i in zip(top.values.tolist(), top.indices.tolist()):
         print(f"probability={p:f}, class={names[i]}")

@@ -75,13 +75,8 @@ def mxnet_score(folder: str, rec: str, batch_size: int, threads: int) -> None:
 
 def pack_records(imagenette: str, folder: str, num_images: int) -> str:
     """The first num_images / 10 images of each Imagenette class packed into folder/val.rec; returns it."""
-    images = os.path.join(folder, "images")
-    per_class = -(-num_images // 10)
-    for wnid in sorted(os.listdir(imagenette)):
-        os.makedirs(os.path.join(images, wnid))
-        for name in sorted(os.listdir(os.path.join(imagenette, wnid)))[:per_class]:
-            source = os.path.abspath(os.path.join(imagenette, wnid, name))
-            os.symlink(source, os.path.join(images, wnid, name))
+    from common.datasets import link_subset  # here: the MXNet side runs this file without our packages
+    images = link_subset(imagenette, -(-num_images // 10), os.path.join(folder, "images"))
     prefix = os.path.join(folder, "val")
     for extra in (["--list", "--recursive"], ["--resize", "256", "--quality", "90"]):
         subprocess.run([sys.executable, "tools/im2rec.py", *extra, prefix, images], cwd=ROOT, check=True,

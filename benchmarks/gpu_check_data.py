@@ -25,7 +25,7 @@ sys.path.insert(0, ROOT)
 
 from benchmarks.bench_im2rec import im2rec  # noqa: E402
 from common.cli import run_main  # noqa: E402
-from common.datasets import dataset_folder  # noqa: E402
+from common.datasets import dataset_folder, link_subset  # noqa: E402
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -41,16 +41,6 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cifar-val-per-class", type=int,
                         help="CIFAR-10 test images per class, of the 1,000 lossless ones (default: all)")
     return parser
-
-
-def link_subset(classes: str, per_class: int | None, into: str) -> str:
-    """A folder of class folders under `into` holding links to the first `per_class` files (sorted by name;
-    all with None) of each class folder of `classes`."""
-    for name in sorted(os.listdir(classes)):
-        os.makedirs(os.path.join(into, name))
-        for file in sorted(os.listdir(os.path.join(classes, name)))[:per_class]:
-            os.symlink(os.path.join(classes, name, file), os.path.join(into, name, file))
-    return into
 
 
 def pack(classes: str, per_class: int | None, prefix: str, *options: str) -> str:

@@ -31,6 +31,7 @@ import torch.nn as nn
 from common import mxnet_params
 from common.cli import UserError
 from common.download import file_digest
+from common.labels import class_names_text
 
 SYMBOL_FORMAT = "image-classification-torch/1"
 PARAMS_DIGEST = "params_sha256"  # the .states key holding the sha256 (hex) of its .params file's bytes
@@ -174,7 +175,7 @@ def class_names_path(prefix: str) -> str:
 
 def save_class_names(prefix: str, names: list[str]) -> None:
     """`PREFIX-synset.txt`: the class names, line i naming class i, as score.py reads them."""
-    atomic_write(class_names_path(prefix), lambda f: f.write("".join(f"{name}\n" for name in names).encode()))
+    atomic_write(class_names_path(prefix), lambda f: f.write(class_names_text(names).encode()))
 
 
 def read_symbol_file(prefix: str) -> Any:

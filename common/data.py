@@ -385,6 +385,10 @@ class RecordKeys(NamedTuple):
     ids: torch.Tensor
 
 
+def _keys(positions: np.ndarray, ids: np.ndarray) -> RecordKeys:
+    return RecordKeys(torch.from_numpy(positions), torch.from_numpy(ids))
+
+
 class _Batch(NamedTuple):
     images: torch.Tensor
     labels: torch.Tensor
@@ -434,13 +438,13 @@ class _BatchDecoder(torch.utils.data.Dataset):
             images.share_memory_()  # decode straight into the memory the batch is handed over in
         pixels = images.numpy()
         labels = np.empty((len(positions), self.label_width), dtype=np.int64)
-        keys = RecordKeys(torch.empty(len(positions), dtype=torch.int64), torch.empty(len(positions), dtype=torch.int64))
+        record_positions, ids = np.empty(len(positions), np.int64), np.empty(len(positions), np.int64)
         skipped, n = [], 0
         for position in positions:
             try:
                 where, image_id, label, data = self._record(position)
             except DataError as e:  # RecordIOError too
-                return _Batch(images[:0], torch.from_numpy(labels[:0]), RecordKeys(keys.positions[:0], keys.ids[:0]),
+                return _Batch(images[:0], torch.from_numpy(labels[:0]), _keys(record_positions[:0], ids[:0]),
                               skipped, str(e))
             img = self.preset(data, rng)
             if img is None:
@@ -453,10 +457,10 @@ class _BatchDecoder(torch.utils.data.Dataset):
             else:
                 pixels[n, 0] = img[:, :, 0]
             labels[n] = label
-            keys.positions[n], keys.ids[n] = int(position), image_id
+            record_positions[n], ids[n] = position, image_id
             n += 1
         labels = torch.from_numpy(np.ascontiguousarray(labels[:n, 0] if self.label_width == 1 else labels[:n]))
-        return _Batch(images[:n], labels, RecordKeys(keys.positions[:n], keys.ids[:n]), skipped, None)
+        return _Batch(images[:n], labels, _keys(record_positions[:n], ids[:n]), skipped, None)
 
 
 class ShardSampler(torch.utils.data.Sampler):

@@ -217,6 +217,14 @@ def gather_objects(obj: Any, info: DistInfo) -> list:
     return objects
 
 
+def gather_concatenated(parts: list[list[torch.Tensor]], info: DistInfo) -> list[torch.Tensor] | None:
+    """Each of `parts` (lists of tensors, all empty or none) concatenated over every process's, in rank
+    order; None when no process has any (a collective: every process calls it)."""
+    mine = [torch.cat(part) for part in parts] if parts and parts[0] else None
+    gathered = [g for g in gather_objects(mine, info) if g is not None]
+    return [torch.cat(column) for column in zip(*gathered)] if gathered else None
+
+
 def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
     """Sum `t` over all processes (a no-op when training alone)."""
     if info.distributed:

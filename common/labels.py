@@ -10,16 +10,25 @@ from common.cli import DataError
 CLASS_NAMES_FILE = "synset.txt"
 
 
+def class_names_text(names: list[str]) -> str:
+    return "".join(f"{name}\n" for name in names)
+
+
+def parse_class_names(text: str) -> list[str]:
+    """The names of a class names file's text: its lines, stripped, blank ones ignored."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 def write_class_names(path: str, names: list[str]) -> None:
     with open(path, "w") as f:
-        f.write("".join(f"{name}\n" for name in names))
+        f.write(class_names_text(names))
 
 
 def read_class_names(path: str, num_classes: int | None = None) -> list[str]:
-    """The names in `path` (blank lines ignored); DataError when they are not `num_classes`."""
+    """The names in `path`; DataError when they are not `num_classes`."""
     try:
         with open(path) as f:
-            names = [line.strip() for line in f if line.strip()]
+            names = parse_class_names(f.read())
     except FileNotFoundError:
         raise DataError(f"{path}: no such class names file") from None
     if num_classes is not None and len(names) != num_classes:
@@ -28,10 +37,9 @@ def read_class_names(path: str, num_classes: int | None = None) -> list[str]:
     return names
 
 
-def beside(data_path: str) -> str:
-    """Where the class names of a .rec file (or a folder of them) are: synset.txt in its folder."""
-    folder = data_path if os.path.isdir(data_path) else os.path.dirname(data_path)
-    return os.path.join(folder or ".", CLASS_NAMES_FILE)
+def beside(path: str) -> str:
+    """synset.txt in the folder of the file `path` (a .rec, a list prefix, a checkpoint prefix)."""
+    return os.path.join(os.path.dirname(path) or ".", CLASS_NAMES_FILE)
 
 
 def training_class_names(option: str | None, data_train: str | None, num_classes: int | None) -> list[str] | None:
@@ -39,6 +47,7 @@ def training_class_names(option: str | None, data_train: str | None, num_classes
     `data_train`, else None. Their number must be `num_classes`."""
     if option:
         return read_class_names(option, num_classes)
-    if data_train and os.path.exists(path := beside(data_train)):
-        return read_class_names(path, num_classes)
-    return None
+    if not data_train:
+        return None
+    path = os.path.join(data_train, CLASS_NAMES_FILE) if os.path.isdir(data_train) else beside(data_train)
+    return read_class_names(path, num_classes) if os.path.exists(path) else None

@@ -51,6 +51,11 @@ def mean_average_precision(scores: torch.Tensor, targets: torch.Tensor) -> float
     return float(((precision * hits).sum(0)[present] / positives[present]).mean())
 
 
+def class_probabilities(logits: torch.Tensor, multi_label: bool) -> torch.Tensor:
+    """Each class's probability: its own sigmoid for multi-label models, the softmax over classes else."""
+    return logits.sigmoid() if multi_label else logits.softmax(-1)
+
+
 def make_meter(label_width: int, top_k: int, info: DistInfo) -> "Meter":
     """The meter for labels of this width: `Meter` for one label per image, else `MultiLabelMeter`."""
     return MultiLabelMeter(info) if label_width > 1 else Meter(top_k, info)
@@ -176,12 +181,11 @@ class MultiLabelMeter(Meter):
         """[(name, value)] over the given (scores, labels, losses) of every process: mAP,
         top1_in_set_accuracy, then the loss when asked."""
         with dist.collective("the metric gather", self.info):
-            gathered = dist.gather_objects([torch.cat(p) if p else None for p in parts], self.info)
-        scores, labels, losses = (torch.cat([g[i] for g in gathered if g[i] is not None]) if any(
-            g[i] is not None for g in gathered) else None for i in range(3))
-        if scores is None:
+            everyone = dist.gather_concatenated(list(parts), self.info)
+        if everyone is None:
             out = [("mAP", 0.0), ("top1_in_set_accuracy", 0.0)]
             return out + [(MULTI_LABEL_LOSS_NAME, 0.0)] if loss_name else out
+        scores, labels, losses = everyone
         targets = multi_hot(labels, scores.shape[1])
         in_set = targets.gather(1, scores.argmax(1, keepdim=True)).mean().item()
         out = [("mAP", mean_average_precision(scores, targets)), ("top1_in_set_accuracy", in_set)]

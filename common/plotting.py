@@ -65,7 +65,7 @@ def save_heat_map(values: np.ndarray, names: Sequence[str], path: str, title: st
                   name_length: int = 24) -> None:
     """Draw a square matrix of values in [0, 1] (rows and columns both named by `names`, cut to
     `name_length` characters) as a heat map with its colour bar, each cell of 0.01 or more written as a
-    percentage, and save it to `path`."""
+    percentage, and save it to `path`. Readable up to about 50 names (score.py shows no more)."""
     n = len(names)
     side = min(24.0, max(6.0, 0.35 * n + 3))
     figure = Figure(figsize=(side + 1.5, side), dpi=100, layout="constrained")
@@ -78,12 +78,8 @@ def save_heat_map(values: np.ndarray, names: Sequence[str], path: str, title: st
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
     axes.set_title(title)
-    if n <= CELL_TEXT_CLASSES:
-        for (row, column), value in np.ndenumerate(values):
-            if value >= 0.01:
-                axes.text(column, row, f"{100 * value:.0f}", ha="center", va="center", fontsize=7,
-                          color="white" if value > 0.5 else "black")
+    for (row, column), value in np.ndenumerate(values):
+        if value >= 0.01:
+            axes.text(column, row, f"{100 * value:.0f}", ha="center", va="center", fontsize=7,
+                      color="white" if value > 0.5 else "black")
     figure.savefig(path, bbox_inches="tight")  # long class names would otherwise push the colour bar out
-
-
-CELL_TEXT_CLASSES = 50  # up to this many classes a heat map writes each cell's percentage

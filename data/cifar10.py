@@ -24,7 +24,7 @@ sys.path.insert(0, ROOT)
 
 from common.cli import DataError  # noqa: E402
 from common.download import DownloadError, download  # noqa: E402
-from common.labels import CLASS_NAMES_FILE, write_class_names  # noqa: E402
+from common.labels import CLASS_NAMES_FILE, parse_class_names, write_class_names  # noqa: E402
 from common.recordio import IndexedRecordWriter, IRHeader, pack_img  # noqa: E402
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
@@ -98,8 +98,7 @@ def main() -> None:
 def read_class_names_member(archive: str) -> list[str]:
     """The archive's class names (batches.meta.txt: one per line, label order)."""
     with tarfile.open(archive, "r:gz") as tar:
-        text = tar.extractfile(META_FILE).read().decode()
-    return [line.strip() for line in text.splitlines() if line.strip()]
+        return parse_class_names(tar.extractfile(META_FILE).read().decode())
 
 
 if __name__ == "__main__":

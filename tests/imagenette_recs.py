@@ -2,6 +2,7 @@
 would."""
 import os
 
+from common.datasets import link_subset
 from conftest import dataset_path, missing_dataset, needs_dataset, run_script
 
 IMAGENETTE_PARTS = ("imagenette-224", "val")
@@ -19,11 +20,7 @@ def pack_imagenette(folder, per_class: int | None, resize: int, train_ratio: flo
     """Link the first `per_class` images of each class (all with None) into `folder`/images, then make
     `folder`/imagenette*.rec with im2rec (short side resized to `resize`; im2rec's --train-ratio and
     --test-ratio split the shuffled list). Returns the prefix."""
-    images = os.path.join(folder, "images")
-    for wnid in sorted(os.listdir(IMAGENETTE)):
-        os.makedirs(os.path.join(images, wnid))
-        for name in sorted(os.listdir(os.path.join(IMAGENETTE, wnid)))[:per_class]:
-            os.symlink(os.path.join(IMAGENETTE, wnid, name), os.path.join(images, wnid, name))
+    images = link_subset(IMAGENETTE, per_class, os.path.join(folder, "images"))
     prefix = os.path.join(folder, "imagenette")
     lists = ["--list", "--recursive", "--train-ratio", str(train_ratio), "--test-ratio", str(test_ratio)]
     for extra in (lists, ["--resize", str(resize)]):

@@ -27,7 +27,7 @@ import cv2  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from common.augment import crop_box, cut  # noqa: E402
-from common.labels import CLASS_NAMES_FILE, write_class_names  # noqa: E402
+from common.labels import beside, write_class_names  # noqa: E402
 from common.recordio import IndexedRecordWriter, IRHeader, pack, pack_img  # noqa: E402
 
 
@@ -95,7 +95,7 @@ def make_lists(args: argparse.Namespace) -> None:
     for folder, label in labels.items():
         print(os.path.relpath(folder, args.root), label)
     if args.recursive:
-        names_path = os.path.join(os.path.dirname(args.prefix) or ".", CLASS_NAMES_FILE)
+        names_path = beside(args.prefix)
         write_class_names(names_path, [os.path.relpath(folder, args.root) for folder in labels])
         print(f"Wrote {names_path}: {len(labels)} class names, line i naming label i")
     if args.shuffle:
