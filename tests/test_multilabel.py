@@ -125,6 +125,14 @@ def test_meter_windows_and_totals():
     assert list(values(meter.total_values(""))) == ["mAP", "top1_in_set_accuracy"]
 
 
+def test_top1_in_set_takes_the_top_scoring_class():
+    """(On the images above the top and the bottom class happen to score the same; here they do not.)"""
+    meter = MultiLabelMeter(DistInfo())
+    scores, labels = torch.tensor([[2.0, 1.0, 0.0], [0.0, 1.0, 2.0]]), torch.tensor([[0, 1], [1, -1]])
+    meter.update(scores, labels, classification_loss(scores, labels))
+    assert values(meter.total_values(""))["top1_in_set_accuracy"] == pytest.approx(1 / 2)  # image 0 only
+
+
 def test_meter_state_survives_a_resume():
     meter = MultiLabelMeter(DistInfo())
     meter.update(SCORES[:1], LABELS[:1], classification_loss(SCORES[:1], LABELS[:1]))
